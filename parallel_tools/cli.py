@@ -1,0 +1,81 @@
+"""The `parallel-tools` command.
+
+Each subcommand lives beside the code it drives and registers itself here; this module only
+builds the parser, so `parallel-tools --help` (and the MCP server's start-up) stays fast.
+
+Exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 authentication, 4 API error, 5 timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_AUTH = 3
+EXIT_API = 4
+EXIT_TIMEOUT = 5
+
+_EPILOG = """\
+exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 authentication, 4 API error, 5 timeout
+
+Without PARALLEL_API_KEY, use --emulator (where offered) to run against the built-in emulator.
+"""
+
+
+def _emulator_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .emulator._cli import add_arguments
+
+    parser = sub.add_parser(
+        "emulator",
+        help="run the local Task API emulator (offline development and tests)",
+        description="Serve a local emulation of Parallel's Task API. Point PARALLEL_BASE_URL "
+        "(or the official SDK's base_url) at it; answers are emulated and runs finish fast.",
+    )
+    add_arguments(parser)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _emulator_command,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `parallel-tools` with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="parallel-tools",
+        description="Cited web research with Parallel's Task API: run tasks, enrich files, "
+        "serve MCP, emulate the API offline.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `parallel-tools` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
