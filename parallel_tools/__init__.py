@@ -1,3 +1,130 @@
-"""parallel-tools: cited web research for AI agents with Parallel's Task API."""
+"""parallel-tools: cited web research for AI agents with Parallel's Task API.
+
+The core (this package) needs only httpx and pydantic. The adapters are separate modules with
+their own extras: `parallel_tools.langchain` (`[langchain]`), `parallel_tools.mcp` (`[mcp]`) and
+`parallel_tools.emulator` (`[emulator]`); importing `parallel_tools` imports none of them.
+"""
 
 __version__ = "0.1.0"
+
+from ._base import CreateOptions, RunOutcome
+from ._client import AsyncTaskClient, TaskClient
+from ._config import DEFAULT_PROCESSOR, PROCESSORS, Processor, get_processor
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    InvalidInputError,
+    NotFoundError,
+    OutputValidationError,
+    ParallelError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RunMayExistError,
+    SchemaError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnprocessableEntityError,
+    WebhookVerificationError,
+)
+from ._models import (
+    Citation,
+    ErrorEvent,
+    ErrorObject,
+    FieldBasis,
+    GroupEvent,
+    JsonOutput,
+    McpToolCall,
+    ProgressMessageEvent,
+    ProgressStatsEvent,
+    RunEvent,
+    RunStateEvent,
+    RunWarning,
+    SourceStats,
+    TaskGroup,
+    TaskGroupRunResponse,
+    TaskGroupStatus,
+    TaskGroupStatusEvent,
+    TaskRun,
+    TaskRunResult,
+    TextOutput,
+    UnknownEvent,
+)
+from ._results import Source, TaskResult
+from ._retry import RetryPolicy
+from ._schema import SchemaIssue, SchemaWarning, check_output_schema, compile_json_schema, task_spec
+from ._tasks import Task
+from ._webhooks import WebhookEvent, sign_webhook, verify_webhook
+
+__all__ = [
+    "DEFAULT_PROCESSOR",
+    "PROCESSORS",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncTaskClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Citation",
+    "ConfigurationError",
+    "ConflictError",
+    "CreateOptions",
+    "ErrorEvent",
+    "ErrorObject",
+    "FieldBasis",
+    "GroupEvent",
+    "InternalServerError",
+    "InvalidInputError",
+    "JsonOutput",
+    "McpToolCall",
+    "NotFoundError",
+    "OutputValidationError",
+    "ParallelError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "Processor",
+    "ProgressMessageEvent",
+    "ProgressStatsEvent",
+    "RateLimitError",
+    "RetryPolicy",
+    "RunEvent",
+    "RunMayExistError",
+    "RunOutcome",
+    "RunStateEvent",
+    "RunWarning",
+    "SchemaError",
+    "SchemaIssue",
+    "SchemaWarning",
+    "Source",
+    "SourceStats",
+    "Task",
+    "TaskClient",
+    "TaskFailedError",
+    "TaskGroup",
+    "TaskGroupRunResponse",
+    "TaskGroupStatus",
+    "TaskGroupStatusEvent",
+    "TaskResult",
+    "TaskRun",
+    "TaskRunResult",
+    "TaskTimeoutError",
+    "TextOutput",
+    "UnknownEvent",
+    "UnprocessableEntityError",
+    "WebhookEvent",
+    "WebhookVerificationError",
+    "check_output_schema",
+    "compile_json_schema",
+    "get_processor",
+    "sign_webhook",
+    "task_spec",
+    "verify_webhook",
+]

@@ -2,7 +2,8 @@
 
     ParallelError
     ├── ConfigurationError        no API key, bad base URL (raised before any request)
-    ├── SchemaError               a task spec breaks Parallel's schema rules (nothing was sent)
+    ├── InvalidInputError         bad input caught locally, before anything was sent or paid
+    │   └── SchemaError           a task spec breaks Parallel's schema rules
     ├── APIError                  something went wrong talking to the API
     │   ├── APIStatusError        the API answered with an error status
     │   │   ├── BadRequestError           400
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "InternalServerError",
+    "InvalidInputError",
     "NotFoundError",
     "OutputValidationError",
     "ParallelError",
@@ -94,7 +96,11 @@ class ConfigurationError(ParallelError, ValueError):
     """The client is not configured well enough to make a request (e.g. no API key)."""
 
 
-class SchemaError(ParallelError, ValueError):
+class InvalidInputError(ParallelError, ValueError):
+    """Input that Parallel would reject (or that cannot be sent), caught before any request."""
+
+
+class SchemaError(InvalidInputError):
     """A task spec breaks one of Parallel's schema rules; it was rejected before spending anything.
 
     Attributes:
@@ -149,9 +155,7 @@ class APIStatusError(APIError):
         ref_id: str | None = None,
         detail: Any = None,
     ) -> None:
-        super().__init__(
-            message, request=response.request, body=body, run_id=run_id, ref_id=ref_id
-        )
+        super().__init__(message, request=response.request, body=body, run_id=run_id, ref_id=ref_id)
         self.response = response
         self.status_code = response.status_code
         self.detail = detail

@@ -482,7 +482,9 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
         kind = node.get("type")
         types = kind if isinstance(kind, list) else [kind]
         if kind == "null" and not in_union:
-            error(path, 'a lone "null" type is only allowed inside a union, e.g. ["string", "null"]')
+            error(
+                path, 'a lone "null" type is only allowed inside a union, e.g. ["string", "null"]'
+            )
         is_object = "object" in types or "properties" in node
         is_array = "array" in types or "items" in node
         if is_object or is_array:
@@ -559,9 +561,7 @@ def check_request_size(spec: Mapping[str, Any] | None, input: Any) -> str | None
     """
     spec_chars = len(_dumps(spec)) if spec else 0
     if spec_chars > MAX_SPEC_CHARS:
-        return (
-            f"the task spec is {spec_chars:,} characters; at most {MAX_SPEC_CHARS:,} are allowed"
-        )
+        return f"the task spec is {spec_chars:,} characters; at most {MAX_SPEC_CHARS:,} are allowed"
     input_chars = len(input) if isinstance(input, str) else len(_dumps(input))
     total = spec_chars + input_chars
     if total > MAX_SPEC_AND_INPUT_CHARS:

@@ -1,0 +1,1005 @@
+"""Everything the sync and async clients share: configuration, requests, retries, waiting.
+
+The logic is written once, as generators that *describe* I/O instead of doing it. Each yields
+steps (`Call` an endpoint, `Sleep`, read the `NextLine` of a stream, `Emit` a value to the
+caller) and receives the outcome. `TaskClient` and `AsyncTaskClient` each own a small driver that
+performs those steps with `httpx.Client` or `httpx.AsyncClient`; that driver is the only code the
+two clients do not share. So the retry policy, the wait loop, stream reconnection and error
+mapping cannot drift apart between sync and async.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from . import __version__
+from ._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PROCESSOR,
+    HOLD_READ_MARGIN,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_RUNS_PER_GROUP_REQUEST,
+    MAX_SOURCE_POLICY_DOMAINS,
+)
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    InvalidInputError,
+    NotFoundError,
+    ParallelError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RunMayExistError,
+    SchemaError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnprocessableEntityError,
+)
+from ._models import (
+    TERMINAL_STATUSES,
+    ErrorEvent,
+    GroupEvent,
+    ProgressMessageEvent,
+    RunEvent,
+    RunStateEvent,
+    TaskGroup,
+    TaskGroupRunResponse,
+    TaskGroupStatusEvent,
+    TaskRun,
+    TaskRunResult,
+)
+from ._results import TaskResult
+from ._retry import RequestKind, RetryPolicy, is_ambiguous_create_failure, retry_after
+from ._schema import OutputSpec, check_output_schema, check_request_size, task_spec
+from ._sse import ServerSentEvent, SSEDecoder, parse_group_event, parse_run_event
+from ._tasks import Task
+
+logger = logging.getLogger("parallel_tools")
+
+T = TypeVar("T")
+OutputT = TypeVar("OutputT")
+
+# An attempt that lasted this long before failing made progress (a long hold, a stream that
+# delivered for a while); it does not count against the retry budget.
+_PROGRESS_SECONDS = 10.0
+# Streams are quiet between events; this read timeout only has to exceed the server's 570 s
+# stream lifetime so a dead connection is noticed and reopened.
+_STREAM_READ_TIMEOUT = 600.0
+
+
+# --- Steps ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Send one request. The driver answers with the read `httpx.Response`, or (for a successful
+    `stream`) an open stream handle, and throws transport errors back into the generator."""
+
+    method: str
+    path: str
+    timeout: httpx.Timeout
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before the next step."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class NextLine:
+    """Read the next line of an open stream; the driver answers None at its end."""
+
+    stream: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CloseStream:
+    """Close an open stream."""
+
+    stream: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Hand a value to the caller of an iterator."""
+
+    value: Any
+
+
+Step = Call | Sleep | NextLine | CloseStream | Emit
+Steps = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    """Marks the return value of a driven generator in a driver's output."""
+
+    value: T
+
+
+class _DeadlinePassed(Exception):
+    """Internal: the caller's deadline would pass before the next retry."""
+
+
+# --- Options -------------------------------------------------------------------------------------
+
+
+class CreateOptions(TypedDict, total=False):
+    """Optional fields of a task run, as keyword arguments.
+
+    Attributes:
+        processor: The processor tier (default `"base"`); it sets the price (see PROCESSORS).
+        metadata: Up to 16-character keys with string, number or boolean values (≤512 chars);
+            echoed on the run and in group listings.
+        source_policy: `{"include_domains": [...], "exclude_domains": [...], "after_date": ...}`.
+        previous_interaction_id: Continue the context of an earlier run (its interaction id).
+        mcp_servers: MCP servers the processor may call: `{"url", "name", "headers",
+            "allowed_tools"}`.
+        enable_events: Record progress events for the run's event stream.
+        webhook: `{"url": ..., "event_types": ["task_run.status"]}`.
+        advanced_settings: e.g. `{"location": "us"}`.
+        memory_scope_key: The memory scope to use (omit for personal memory).
+        betas: Values for the `parallel-beta` header.
+        extra_body: Extra JSON fields, for API features newer than this library.
+    """
+
+    processor: str
+    metadata: Mapping[str, str | int | float | bool] | None
+    source_policy: Mapping[str, Any] | None
+    previous_interaction_id: str | None
+    mcp_servers: Sequence[Mapping[str, Any]] | None
+    enable_events: bool | None
+    webhook: Mapping[str, Any] | None
+    advanced_settings: Mapping[str, Any] | None
+    memory_scope_key: str | None
+    betas: Sequence[str] | None
+    extra_body: Mapping[str, Any] | None
+
+
+_BODY_FIELDS = (
+    "metadata",
+    "source_policy",
+    "previous_interaction_id",
+    "mcp_servers",
+    "enable_events",
+    "webhook",
+    "advanced_settings",
+    "memory_scope_key",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome(Generic[OutputT]):
+    """How one run of a group ended: its result, or the error that stands in for it.
+
+    Attributes:
+        run: The run as last seen (status, metadata, error).
+        result: The parsed result when the run completed and its output was fetched.
+        error: Why there is no result: the run failed (`TaskFailedError`), its output did not
+            fit the model (`OutputValidationError`, which keeps the raw output), or fetching it
+            failed (an `APIError`; fetch it again with `client.wait(run_id)`).
+    """
+
+    run: TaskRun
+    result: TaskResult[OutputT] | None = None
+    error: ParallelError | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.run.run_id
+
+    @property
+    def ok(self) -> bool:
+        """True when there is a result."""
+        return self.result is not None
+
+
+# --- The shared client ---------------------------------------------------------------------------
+
+
+class BaseClient:
+    """Configuration and every request, written as step generators (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy | None,
+        max_retries: int | None,
+        result_hold: int,
+        default_headers: Mapping[str, str] | None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        key = key.strip()
+        if not key:
+            raise ConfigurationError(
+                f"No Parallel API key. Pass api_key=... or set {API_KEY_ENV} (create a key at "
+                "https://platform.parallel.ai). To work offline, start the emulator with "
+                f"`parallel-tools emulator` and set {BASE_URL_ENV} to its URL."
+            )
+        url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"The base URL {url!r} is not an http(s) URL. Fix base_url or {BASE_URL_ENV}."
+            )
+        if result_hold < 1:
+            raise ConfigurationError("result_hold must be at least 1 second.")
+        self._api_key = key
+        self.base_url = url
+        if timeout is None or isinstance(timeout, httpx.Timeout):
+            self.timeout = timeout or httpx.Timeout(None)
+        else:
+            self.timeout = httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = RetryPolicy(
+                max_retries=max_retries,
+                initial_delay=policy.initial_delay,
+                max_delay=policy.max_delay,
+                max_retry_after=policy.max_retry_after,
+                jitter=policy.jitter,
+            )
+        self.retry = policy
+        self.result_hold = result_hold
+        self._headers = {
+            "user-agent": f"parallel-tools/{__version__}",
+            "accept": "application/json",
+            **(default_headers or {}),
+            "x-api-key": key,
+        }
+
+    def __repr__(self) -> str:
+        # The key is never shown, not even in part.
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key=<hidden>)"
+
+    # --- Requests ---------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _request_headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        return {**self._headers, **extra} if extra else self._headers
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+        stream: bool = False,
+    ) -> Call:
+        timeout = self.timeout
+        if read_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect,
+                read=read_timeout,
+                write=timeout.write,
+                pool=timeout.pool,
+            )
+        return Call(method, path, timeout, params, json, headers, stream)
+
+    def _send(
+        self,
+        call: Call,
+        kind: RequestKind = "read",
+        *,
+        run_id: str | None = None,
+        passthrough: frozenset[int] = frozenset(),
+        deadline: float | None = None,
+    ) -> Steps[Any]:
+        """Perform a call with the retry policy; return the response (or stream handle).
+
+        Statuses in `passthrough` are returned to the caller instead of raised.
+        """
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                outcome = yield call
+            except httpx.TransportError as exc:
+                if time.monotonic() - started >= _PROGRESS_SECONDS:
+                    attempt = 0
+                if attempt >= self.retry.max_retries or not self.retry.should_retry_error(
+                    exc, kind
+                ):
+                    raise self._transport_error(exc, call, kind, run_id, attempt) from exc
+                delay = self.retry.backoff(attempt)
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if not isinstance(outcome, httpx.Response):
+                    return outcome
+                status = outcome.status_code
+                if outcome.is_success or status in passthrough:
+                    return outcome
+                if attempt >= self.retry.max_retries or not self.retry.should_retry_status(
+                    outcome, kind
+                ):
+                    raise self._status_error(outcome, kind, run_id, attempt)
+                requested = self.retry.delay_for(outcome, attempt)
+                if requested is None:
+                    raise self._status_error(outcome, kind, run_id, attempt)
+                delay = requested
+                reason = f"HTTP {status}"
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                raise _DeadlinePassed
+            attempt += 1
+            logger.info(
+                "%s %s failed (%s); retry %d/%d in %.2f s",
+                call.method,
+                call.path,
+                reason,
+                attempt,
+                self.retry.max_retries,
+                delay,
+            )
+            yield Sleep(delay)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "<hidden>") if self._api_key in text else text
+
+    def _status_error(
+        self, response: httpx.Response, kind: RequestKind, run_id: str | None, retries: int
+    ) -> ParallelError:
+        status = response.status_code
+        body: Any
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:500] or None
+        error = body.get("error") if isinstance(body, dict) else None
+        server_message = ""
+        ref_id = detail = None
+        if isinstance(error, dict):
+            server_message = str(error.get("message") or "")
+            ref_id = error.get("ref_id")
+            detail = error.get("detail")
+        elif isinstance(body, dict) and "detail" in body:
+            detail = body["detail"]
+        elif isinstance(body, str):
+            server_message = body
+        server_message = self._redact(server_message)
+        said = f": {server_message}" if server_message else ""
+        where = f"{response.request.method} {response.request.url.path}"
+        tried = f" after {retries + 1} attempts" if retries else ""
+        if kind == "create" and is_ambiguous_create_failure(response):
+            return RunMayExistError(
+                f"Creating a run failed with HTTP {status}{said}{tried}. The server may have "
+                "accepted the run before failing, so it was not retried (a retry could start and "
+                "bill a second run). Check your runs at https://platform.parallel.ai before "
+                "creating it again.",
+                request=response.request,
+                body=body,
+                run_id=run_id,
+                ref_id=ref_id,
+            )
+        advice, cls = _STATUS_ADVICE.get(status, (None, None))
+        if cls is None:
+            cls = InternalServerError if status >= 500 else APIStatusError
+            advice = (
+                "Parallel's API failed; try again later." if status >= 500 else "See the detail."
+            )
+        if status == 404 and run_id:
+            advice = f"No run {run_id} exists for this API key; check the id."
+        if status == 422 and detail:
+            said += f" (detail: {self._redact(json.dumps(detail, default=str))[:1000]})"
+        message = f"{where} returned HTTP {status}{said}{tried}. {advice}"
+        kwargs: dict[str, Any] = {
+            "response": response,
+            "body": body,
+            "run_id": run_id,
+            "ref_id": ref_id,
+            "detail": detail,
+        }
+        if cls is RateLimitError:
+            return RateLimitError(message, retry_after=retry_after(response), **kwargs)
+        return cls(message, **kwargs)
+
+    def _transport_error(
+        self,
+        exc: httpx.TransportError,
+        call: Call,
+        kind: RequestKind,
+        run_id: str | None,
+        retries: int,
+    ) -> ParallelError:
+        what = f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}"
+        if kind == "create" and is_ambiguous_create_failure(exc):
+            return RunMayExistError(
+                f"Creating a run failed after the request was sent ({what}). Parallel may have "
+                "accepted it, so it was not retried (a retry could start and bill a second run). "
+                "Check your runs at https://platform.parallel.ai before creating it again.",
+                run_id=run_id,
+            )
+        tried = f" after {retries + 1} attempts" if retries else ""
+        cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+        return cls(
+            f"{call.method} {self.base_url}{call.path} got no answer ({what}){tried}. Check the "
+            f"network, and {BASE_URL_ENV} if you set it.",
+            run_id=run_id,
+        )
+
+    # --- Runs -------------------------------------------------------------------------------
+
+    def _run_body(
+        self,
+        input: Any,
+        *,
+        output: OutputSpec = None,
+        input_schema: OutputSpec = None,
+        spec: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The JSON body of one run, checked against every limit we can check locally."""
+        if spec is not None and (output is not None or input_schema is not None):
+            raise TypeError("Pass either task_spec or output/input_schema, not both.")
+        if isinstance(input, BaseModel):
+            input = input.model_dump(mode="json")
+        elif isinstance(input, Mapping):
+            input = dict(input)
+        elif not isinstance(input, str):
+            raise InvalidInputError(
+                f"A run's input must be a string or an object, not {type(input).__name__}."
+            )
+        if not input:
+            raise InvalidInputError("A run's input must not be empty.")
+        if spec is None:
+            spec = task_spec(input=input_schema, output=output)
+        else:
+            _check_given_spec(spec)
+        body: dict[str, Any] = {
+            "input": input,
+            "processor": options.get("processor") or DEFAULT_PROCESSOR,
+        }
+        if spec is not None:
+            body["task_spec"] = dict(spec)
+        for name in _BODY_FIELDS:
+            value = options.get(name)
+            if value is not None:
+                body[name] = dict(value) if isinstance(value, Mapping) else value
+        if "mcp_servers" in body:
+            body["mcp_servers"] = [dict(s) for s in body["mcp_servers"]]
+        _check_metadata(body.get("metadata"))
+        _check_source_policy(body.get("source_policy"))
+        problem = check_request_size(spec, input)
+        if problem:
+            raise InvalidInputError(f"The run is too large: {problem}.")
+        body.update(options.get("extra_body") or {})
+        return body
+
+    @staticmethod
+    def _beta_headers(options: Mapping[str, Any]) -> dict[str, str] | None:
+        betas = options.get("betas")
+        return {"parallel-beta": ",".join(betas)} if betas else None
+
+    def _create_run_steps(self, body: dict[str, Any], headers: Any) -> Steps[TaskRun]:
+        call = self._call("POST", "/v1/tasks/runs", json=body, headers=headers)
+        response = yield from self._send(call, "create")
+        run = TaskRun.model_validate_json(response.content)
+        logger.debug("created run %s (processor %s)", run.run_id, run.processor)
+        return run
+
+    def _get_run_steps(self, run_id: str) -> Steps[TaskRun]:
+        response = yield from self._send(
+            self._call("GET", f"/v1/tasks/runs/{_id(run_id)}"), run_id=run_id
+        )
+        return TaskRun.model_validate_json(response.content)
+
+    def _get_run_input_steps(self, run_id: str) -> Steps[dict[str, Any]]:
+        response = yield from self._send(
+            self._call("GET", f"/v1/tasks/runs/{_id(run_id)}/input"), run_id=run_id
+        )
+        data: dict[str, Any] = response.json()
+        return data
+
+    def _result_once_steps(
+        self, run_id: str, hold: int, deadline: float | None = None
+    ) -> Steps[TaskRunResult | TaskRun | None]:
+        """One `/result` hold: the result, None if the hold ran out (408), or the run itself
+        when the server says 404 but the run has not failed (so the caller can decide)."""
+        call = self._call(
+            "GET",
+            f"/v1/tasks/runs/{_id(run_id)}/result",
+            params={"timeout": hold},
+            read_timeout=hold + HOLD_READ_MARGIN,
+        )
+        response = yield from self._send(
+            call, run_id=run_id, passthrough=frozenset({404, 408}), deadline=deadline
+        )
+        if response.status_code == 408:
+            return None
+        if response.status_code == 404:
+            # A failed run has no result: the run object says why.
+            run = yield from self._get_run_steps(run_id)
+            if run.status in ("failed", "cancelled"):
+                raise _failed(run)
+            return run
+        return TaskRunResult.model_validate_json(response.content)
+
+    def _wait_steps(self, run_id: str, timeout: float | None) -> Steps[TaskRunResult]:
+        """Hold `/result` again and again until the run ends or our deadline passes."""
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        odd = 0
+        while True:
+            hold = self.result_hold
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _timeout(run_id, time.monotonic() - started)
+                hold = max(1, min(hold, math.ceil(remaining)))
+            try:
+                outcome = yield from self._result_once_steps(run_id, hold, deadline)
+            except _DeadlinePassed:
+                raise _timeout(run_id, time.monotonic() - started) from None
+            if isinstance(outcome, TaskRunResult):
+                return outcome
+            if outcome is None:
+                continue
+            # 404 while the run has not failed: just created (not visible yet), or completed
+            # with the result not yet readable. Back off instead of spinning; give up if a
+            # completed run's result stays missing.
+            odd += 1
+            if outcome.status == "completed" and odd > self.retry.max_retries:
+                raise APIError(
+                    f"Run {run_id} is completed but its result cannot be read yet (404). "
+                    f"Try wait({run_id!r}) again later.",
+                    run_id=run_id,
+                )
+            yield Sleep(self.retry.backoff(min(odd, 5)))
+
+    def _events_steps(self, run_id: str, reconnect: bool) -> Steps[None]:
+        """A run's events, reconnecting while the run is active; replays are not repeated."""
+        seen: set[tuple[str, str, str | None]] = set()
+        state: dict[str, Any] = {"status": None, "finished": False}
+
+        def accept(sse: ServerSentEvent) -> RunEvent | None:
+            event = parse_run_event(sse)
+            if isinstance(event, ProgressMessageEvent):
+                key = (event.type, event.message, event.timestamp)
+                if key in seen:
+                    return None
+                seen.add(key)
+            elif isinstance(event, RunStateEvent):
+                ended = event.run.status in TERMINAL_STATUSES and (
+                    event.output is not None or event.run.status != "completed"
+                )
+                if event.run.status == state["status"] and not ended:
+                    return None
+                state["status"] = event.run.status
+                state["finished"] = state["finished"] or ended
+            elif isinstance(event, ErrorEvent) and state["status"] in TERMINAL_STATUSES:
+                state["finished"] = True
+            return event
+
+        yield from self._sse_steps(
+            lambda _: self._call(
+                "GET",
+                f"/v1/tasks/runs/{_id(run_id)}/events",
+                headers={"accept": "text/event-stream"},
+                read_timeout=_STREAM_READ_TIMEOUT,
+                stream=True,
+            ),
+            accept,
+            lambda dropped: reconnect and not state["finished"],
+            run_id=run_id,
+        )
+
+    def _sse_steps(
+        self,
+        make_call: Callable[[str | None], Call],
+        accept: Callable[[ServerSentEvent], Any],
+        keep_going: Callable[[bool], bool],
+        *,
+        run_id: str | None = None,
+    ) -> Steps[None]:
+        """Read an event stream, emitting what `accept` returns (unless None).
+
+        When the stream ends, `keep_going(dropped)` decides whether to reopen it, resuming from
+        the last event id; `dropped` says the connection failed rather than closed cleanly.
+        Reopening backs off when the previous connection delivered nothing.
+        """
+        last_id: str | None = None
+        idle = 0
+        while True:
+            handle = yield from self._send(make_call(last_id), run_id=run_id)
+            decoder = SSEDecoder()
+            progressed = dropped = False
+            try:
+                while (line := (yield NextLine(handle))) is not None:
+                    sse = decoder.feed(line)
+                    if sse is not None:
+                        progressed = True
+                        event = accept(sse)
+                        if event is not None:
+                            yield Emit(event)
+                tail = decoder.flush()
+                if tail is not None:
+                    event = accept(tail)
+                    if event is not None:
+                        yield Emit(event)
+            except httpx.TransportError as exc:
+                dropped = True
+                logger.info("event stream dropped (%s: %s)", type(exc).__name__, exc)
+            yield CloseStream(handle)
+            last_id = decoder.last_event_id or last_id
+            if not keep_going(dropped):
+                return
+            idle = 0 if progressed else idle + 1
+            if idle > self.retry.max_retries:
+                raise APIConnectionError(
+                    f"The event stream closed {idle} times in a row without sending anything. "
+                    "Parallel may be having trouble; wait for the result instead.",
+                    run_id=run_id,
+                )
+            if idle:
+                yield Sleep(self.retry.backoff(idle - 1))
+
+    # --- Running a task end to end ------------------------------------------------------------
+
+    def _prepare_run(
+        self,
+        task_or_input: Any,
+        input: Any,
+        output: OutputSpec,
+        input_schema: OutputSpec,
+        options: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], type[BaseModel] | None]:
+        if isinstance(task_or_input, Task):
+            task: Task[Any, Any] = task_or_input
+            if input is _MISSING:
+                raise TypeError(f"run({task.name!r}, input): the task's input is missing.")
+            if output is not None or input_schema is not None:
+                raise TypeError("A Task defines its own schemas; don't pass output/input_schema.")
+            opts = {**options, "processor": options.get("processor") or task.processor}
+            body = self._run_body(task.prepare_input(input), spec=task.spec, options=opts)
+            return body, task.output_model
+        if input is not _MISSING:
+            raise TypeError("run(input, ...) takes one positional input unless given a Task.")
+        body = self._run_body(
+            task_or_input, output=output, input_schema=input_schema, options=options
+        )
+        model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
+        return body, model
+
+    def _run_steps(
+        self,
+        body: dict[str, Any],
+        headers: Any,
+        output_model: type[BaseModel] | None,
+        timeout: float | None,
+    ) -> Steps[TaskResult[Any]]:
+        run = yield from self._create_run_steps(body, headers)
+        result = yield from self._wait_steps(run.run_id, timeout)
+        return TaskResult.from_run_result(result, output_model)
+
+    # --- Task groups --------------------------------------------------------------------------
+
+    def _create_group_steps(self, metadata: Mapping[str, Any] | None) -> Steps[TaskGroup]:
+        _check_metadata(metadata)
+        body = {"metadata": dict(metadata)} if metadata else {}
+        # An empty group costs nothing, so a duplicate from a retry is harmless.
+        response = yield from self._send(self._call("POST", "/v1/tasks/groups", json=body))
+        return TaskGroup.model_validate_json(response.content)
+
+    def _get_group_steps(self, group_id: str) -> Steps[TaskGroup]:
+        response = yield from self._send(self._call("GET", f"/v1/tasks/groups/{_id(group_id)}"))
+        return TaskGroup.model_validate_json(response.content)
+
+    def _get_group_run_steps(self, group_id: str, run_id: str) -> Steps[TaskRun]:
+        path = f"/v1/tasks/groups/{_id(group_id)}/runs/{_id(run_id)}"
+        response = yield from self._send(self._call("GET", path), run_id=run_id)
+        return TaskRun.model_validate_json(response.content)
+
+    def _add_runs_steps(
+        self,
+        group_id: str,
+        runs: Iterable[Any],
+        default_output: OutputSpec,
+        default_task_spec: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+    ) -> Steps[TaskGroupRunResponse]:
+        if default_task_spec is not None and default_output is not None:
+            raise TypeError("Pass either default_task_spec or output, not both.")
+        spec = default_task_spec
+        if spec is None and default_output is not None:
+            spec = task_spec(output=default_output)
+        elif spec is not None:
+            _check_given_spec(spec)
+        created: list[str] = []
+        first: TaskGroupRunResponse | None = None
+        last: TaskGroupRunResponse | None = None
+        headers = self._beta_headers(options)
+        for batch in _batched(runs, MAX_RUNS_PER_GROUP_REQUEST):
+            inputs = [self._group_run_body(item, spec, options) for item in batch]
+            body: dict[str, Any] = {"inputs": inputs}
+            if spec is not None:
+                body["default_task_spec"] = dict(spec)
+            call = self._call(
+                "POST", f"/v1/tasks/groups/{_id(group_id)}/runs", json=body, headers=headers
+            )
+            try:
+                response = yield from self._send(call, "create")
+            except RunMayExistError as exc:
+                exc.created_run_ids = list(created)
+                exc.message += (
+                    f" {len(created)} run(s) from earlier batches of this call were created "
+                    "(see created_run_ids); this batch may or may not have been."
+                )
+                raise
+            except ParallelError as exc:
+                if created:
+                    exc.message += f" ({len(created)} run(s) of earlier batches were created.)"
+                raise
+            last = TaskGroupRunResponse.model_validate_json(response.content)
+            first = first or last
+            created.extend(last.run_ids)
+        if last is None or first is None:
+            raise InvalidInputError("add_runs was given no runs.")
+        return TaskGroupRunResponse(
+            status=last.status,
+            run_ids=created,
+            run_cursor=first.run_cursor,
+            event_cursor=first.event_cursor,
+        )
+
+    def _group_run_body(
+        self, item: Any, spec: Mapping[str, Any] | None, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One entry of `inputs`: a plain input, or a mapping with `input` and run fields."""
+        if isinstance(item, Mapping) and "input" in item:
+            fields = dict(item)
+            own_spec = fields.pop("task_spec", None)
+            value = fields.pop("input")
+            merged = {**options, **fields}
+            body = self._run_body(value, spec=own_spec, options=merged)
+            if own_spec is None and spec is not None:
+                problem = check_request_size(spec, body["input"])
+                if problem:
+                    raise InvalidInputError(f"A run is too large: {problem}.")
+            return body
+        body = self._run_body(item, options=options)
+        if spec is not None:
+            problem = check_request_size(spec, body["input"])
+            if problem:
+                raise InvalidInputError(f"A run is too large: {problem}.")
+        return body
+
+    def _group_stream_call(
+        self, group_id: str, endpoint: str, params: dict[str, Any], resume_from: str | None
+    ) -> Call:
+        if resume_from:
+            params = {**params, "last_event_id": resume_from}
+        return self._call(
+            "GET",
+            f"/v1/tasks/groups/{_id(group_id)}/{endpoint}",
+            params=params,
+            headers={"accept": "text/event-stream"},
+            read_timeout=_STREAM_READ_TIMEOUT,
+            stream=True,
+        )
+
+    def _group_events_steps(
+        self,
+        group_id: str,
+        *,
+        last_event_id: str | None = None,
+        timeout: float | None = None,
+        follow: bool = True,
+        select: Callable[[GroupEvent], Any] = lambda event: event,
+    ) -> Steps[None]:
+        """A group's status and run-completion events; with `follow`, reopened (from the last
+        event id) until the group is inactive. `select` maps each event to what is emitted."""
+        state = {"active": True}
+        params: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+
+        def accept(sse: ServerSentEvent) -> Any:
+            event = parse_group_event(sse)
+            if isinstance(event, TaskGroupStatusEvent):
+                state["active"] = event.status.is_active
+            return select(event)
+
+        yield from self._sse_steps(
+            lambda resume: self._group_stream_call(
+                group_id, "events", params, resume or last_event_id
+            ),
+            accept,
+            lambda dropped: dropped or (follow and state["active"]),
+        )
+
+    def _group_runs_steps(
+        self,
+        group_id: str,
+        *,
+        include_input: bool = False,
+        include_output: bool = False,
+        status: str | None = None,
+        last_event_id: str | None = None,
+        select: Callable[[GroupEvent], Any] = lambda event: event,
+    ) -> Steps[None]:
+        """A snapshot of a group's runs (one pass; resumed only if the connection drops)."""
+        params: dict[str, Any] = {}
+        if include_input:
+            params["include_input"] = "true"
+        if include_output:
+            params["include_output"] = "true"
+        if status:
+            params["status"] = status
+        yield from self._sse_steps(
+            lambda resume: self._group_stream_call(
+                group_id, "runs", params, resume or last_event_id
+            ),
+            lambda sse: select(parse_group_event(sse)),
+            lambda dropped: dropped,
+        )
+
+    def _finished_runs_steps(self, group_id: str, skip: Iterable[str]) -> Steps[None]:
+        """Emit each run of a group once, as it reaches a terminal state."""
+        done = set(skip)
+
+        def pick(event: GroupEvent) -> TaskRun | None:
+            if (
+                isinstance(event, RunStateEvent)
+                and event.run.status in TERMINAL_STATUSES
+                and event.run.run_id not in done
+            ):
+                done.add(event.run.run_id)
+                return event.run
+            return None
+
+        yield from self._group_events_steps(group_id, select=pick)
+        # The group is inactive now. A snapshot catches runs whose completion we did not see
+        # (a server that does not replay history to a new connection, or a lost event).
+        yield from self._group_runs_steps(group_id, select=pick)
+
+    def _outcome_steps(
+        self, run: TaskRun, output: type[BaseModel] | None
+    ) -> Steps[RunOutcome[Any]]:
+        """Fetch and parse a finished run's result; any failure becomes the outcome's error."""
+        try:
+            if run.status != "completed":
+                raise _failed(run)
+            result = yield from self._wait_steps(run.run_id, None)
+            return RunOutcome(run=result.run, result=TaskResult.from_run_result(result, output))
+        except TaskFailedError as exc:
+            return RunOutcome(run=exc.run, error=exc)
+        except ParallelError as exc:
+            return RunOutcome(run=run, error=exc)
+
+
+# --- Helpers -------------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+_STATUS_ADVICE: dict[int, tuple[str, type[APIStatusError]]] = {
+    400: ("The request was malformed.", BadRequestError),
+    401: (
+        f"Check the API key (api_key or {API_KEY_ENV}); keys are at https://platform.parallel.ai.",
+        AuthenticationError,
+    ),
+    402: (
+        "Add credit at https://platform.parallel.ai. Running runs and task groups reserve "
+        "credit, so finishing them also frees some.",
+        PaymentRequiredError,
+    ),
+    403: (
+        "The processor is not valid or not enabled for this key; use one of parallel_tools."
+        "PROCESSORS.",
+        PermissionDeniedError,
+    ),
+    404: ("Check the id.", NotFoundError),
+    409: ("The request conflicts with the resource's current state.", ConflictError),
+    422: ("Fix the request as the detail says.", UnprocessableEntityError),
+    429: ("Too many requests; slow down or wait before retrying.", RateLimitError),
+}
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    # itertools.batched arrived in Python 3.12.
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _id(value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"Expected a run or group id, got {value!r}.")
+    return quote(value.strip(), safe="")
+
+
+def _failed(run: TaskRun) -> TaskFailedError:
+    why = run.error.message if run.error and run.error.message else "no reason given"
+    verb = "was cancelled" if run.status == "cancelled" else "failed"
+    return TaskFailedError(
+        f"Run {run.run_id} {verb}: {why}. Failed runs are not billed for a result; fix the input "
+        "or try another processor, then start a new run.",
+        run=run,
+        ref_id=run.error.ref_id if run.error else None,
+    )
+
+
+def _timeout(run_id: str, waited: float) -> TaskTimeoutError:
+    return TaskTimeoutError(
+        f"Run {run_id} is still running after {waited:.0f} s of waiting. It was not cancelled and "
+        f"keeps its result: call wait({run_id!r}) again later to collect it.",
+        run_id=run_id,
+        waited=waited,
+    )
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> None:
+    for key, value in (metadata or {}).items():
+        if len(key) > MAX_METADATA_KEY_CHARS:
+            raise InvalidInputError(
+                f"Metadata key {key!r} is longer than {MAX_METADATA_KEY_CHARS} characters."
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidInputError(
+                f"Metadata value for {key!r} must be a string, number or boolean."
+            )
+        if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidInputError(
+                f"Metadata value for {key!r} is longer than {MAX_METADATA_VALUE_CHARS} characters."
+            )
+
+
+def _check_source_policy(policy: Mapping[str, Any] | None) -> None:
+    if not policy:
+        return
+    count = len(policy.get("include_domains") or []) + len(policy.get("exclude_domains") or [])
+    if count > MAX_SOURCE_POLICY_DOMAINS:
+        raise InvalidInputError(
+            f"The source policy lists {count} domains; at most {MAX_SOURCE_POLICY_DOMAINS} are "
+            "allowed."
+        )
+
+
+def _check_given_spec(spec: Mapping[str, Any]) -> None:
+    """Reject a hand-written task spec that Parallel would reject, before paying for it."""
+    output = spec.get("output_schema")
+    if isinstance(output, Mapping) and output.get("type", "json") == "json":
+        schema = output.get("json_schema")
+        if schema is None:
+            raise SchemaError('A "json" output schema needs a "json_schema".')
+        errors = [str(i) for i in check_output_schema(schema) if i.severity == "error"]
+        if errors:
+            listing = "\n".join(f"  - {e}" for e in errors)
+            raise SchemaError(
+                f"The task spec's output schema cannot be used with Parallel:\n{listing}",
+                problems=errors,
+            )
