@@ -322,22 +322,30 @@ class BaseClient:
         run_id: str | None = None,
         passthrough: frozenset[int] = frozenset(),
         deadline: float | None = None,
+        patient: bool = False,
     ) -> Steps[Any]:
         """Perform a call with the retry policy; return the response (or stream handle).
 
-        Statuses in `passthrough` are returned to the caller instead of raised.
+        Statuses in `passthrough` are returned to the caller instead of raised. A `patient`
+        call retries transient failures for `outage_patience` seconds instead of counting them.
         """
         attempt = 0
+        failing_since: float | None = None
+
+        def exhausted() -> bool:
+            if patient and failing_since is not None:
+                return time.monotonic() - failing_since >= self.retry.outage_patience
+            return attempt >= self.retry.max_retries
+
         while True:
             started = time.monotonic()
             try:
                 outcome = yield call
             except httpx.TransportError as exc:
                 if time.monotonic() - started >= _PROGRESS_SECONDS:
-                    attempt = 0
-                if attempt >= self.retry.max_retries or not self.retry.should_retry_error(
-                    exc, kind
-                ):
+                    attempt, failing_since = 0, None
+                failing_since = failing_since or started
+                if exhausted() or not self.retry.should_retry_error(exc, kind):
                     raise self._transport_error(exc, call, kind, run_id, attempt) from exc
                 delay = self.retry.backoff(attempt)
                 reason = f"{type(exc).__name__}: {exc}"
@@ -347,9 +355,8 @@ class BaseClient:
                 status = outcome.status_code
                 if outcome.is_success or status in passthrough:
                     return outcome
-                if attempt >= self.retry.max_retries or not self.retry.should_retry_status(
-                    outcome, kind
-                ):
+                failing_since = failing_since or started
+                if exhausted() or not self.retry.should_retry_status(outcome, kind):
                     raise self._status_error(outcome, kind, run_id, attempt)
                 requested = self.retry.delay_for(outcome, attempt)
                 if requested is None:
@@ -528,7 +535,7 @@ class BaseClient:
         return data
 
     def _result_once_steps(
-        self, run_id: str, hold: int, deadline: float | None = None
+        self, run_id: str, hold: int, deadline: float | None = None, patient: bool = False
     ) -> Steps[TaskRunResult | TaskRun | None]:
         """One `/result` hold: the result, None if the hold ran out (408), or the run itself
         when the server says 404 but the run has not failed (so the caller can decide)."""
@@ -539,7 +546,11 @@ class BaseClient:
             read_timeout=hold + HOLD_READ_MARGIN,
         )
         response = yield from self._send(
-            call, run_id=run_id, passthrough=frozenset({404, 408}), deadline=deadline
+            call,
+            run_id=run_id,
+            passthrough=frozenset({404, 408}),
+            deadline=deadline,
+            patient=patient,
         )
         if response.status_code == 408:
             return None
@@ -564,7 +575,7 @@ class BaseClient:
                     raise _timeout(run_id, time.monotonic() - started)
                 hold = max(1, min(hold, math.ceil(remaining)))
             try:
-                outcome = yield from self._result_once_steps(run_id, hold, deadline)
+                outcome = yield from self._result_once_steps(run_id, hold, deadline, True)
             except _DeadlinePassed:
                 raise _timeout(run_id, time.monotonic() - started) from None
             if isinstance(outcome, TaskRunResult):

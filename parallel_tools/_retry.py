@@ -49,6 +49,9 @@ class RetryPolicy:
             ends retrying and the error reports it.
         jitter: Up to this fraction of each backoff is removed at random, so many clients
             failing together do not retry in lockstep.
+        outage_patience: While waiting for a result, transient failures (dropped connections,
+            5xx, 429) are retried for this many seconds in a row rather than `max_retries`
+            times, so a wait of hours rides out a short outage.
     """
 
     max_retries: int = 4
@@ -56,6 +59,7 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_retry_after: float = 60.0
     jitter: float = 0.25
+    outage_patience: float = 300.0
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (0-based), with jitter."""
