@@ -107,6 +107,30 @@ _FORMAT_HINTS = {
 }
 
 
+_NOTE_ORDER = {
+    key: i + 1
+    for i, key in enumerate(
+        [
+            "format",
+            "pattern",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "exclusiveMinimum",
+            "maximum",
+            "exclusiveMaximum",
+            "multipleOf",
+            "minItems",
+            "maxItems",
+            "uniqueItems",
+            "minProperties",
+            "maxProperties",
+            "examples",
+        ]
+    )
+}
+
+
 class SchemaWarning(UserWarning):
     """A schema Parallel accepts but warns about (e.g. a field named `sources`)."""
 
@@ -263,7 +287,8 @@ class _Compiler:
 
         notes: list[str] = []
         out: dict[str, Any] = {}
-        for key, value in schema.items():
+        # Constraints read best in a fixed order (lower bounds before upper bounds).
+        for key, value in sorted(schema.items(), key=lambda item: _NOTE_ORDER.get(item[0], 0)):
             if key in _DROPPED:
                 continue
             if key in UNSUPPORTED_KEYWORDS or key in ("exclusiveMinimum", "exclusiveMaximum"):
@@ -297,9 +322,7 @@ class _Compiler:
         if notes:
             description = str(out.get("description", "")).strip()
             joined = "; ".join(notes)
-            out["description"] = (
-                f"{description} ({joined})" if description else joined[0].upper() + joined[1:]
-            )
+            out["description"] = f"{description} ({joined})" if description else joined
         return out
 
     def _resolve(self, schema: dict[str, Any], path: str, seen: tuple[str, ...]) -> dict[str, Any]:
@@ -361,7 +384,7 @@ def _simplify_union(branches: list[dict[str, Any]], parent: dict[str, Any]) -> d
         merged: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
         own = str(parent.get("description") or "")
         if own and notes:
-            merged["description"] = f"{own} ({'; '.join(n[0].lower() + n[1:] for n in notes)})"
+            merged["description"] = f"{own} ({'; '.join(notes)})"
         elif notes:
             merged["description"] = "; ".join(notes)
         return merged

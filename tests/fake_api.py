@@ -126,9 +126,7 @@ class FakeAPI:
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, httpx.Response):
-            return httpx.Response(
-                item.status_code, headers=item.headers, content=item.content
-            )
+            return httpx.Response(item.status_code, headers=item.headers, content=item.content)
         raise TypeError(item)
 
     def transport(self) -> httpx.MockTransport:

@@ -248,9 +248,7 @@ async def test_create_is_retried_when_the_server_cannot_have_accepted_it(
     ],
     ids=["read-timeout", "disconnect", "reset", "500", "502", "504", "503-bare", "408"],
 )
-async def test_create_is_never_retried_after_an_ambiguous_failure(
-    kind: str, failure: Any
-) -> None:
+async def test_create_is_never_retried_after_an_ambiguous_failure(kind: str, failure: Any) -> None:
     api = FakeAPI()
     api.on("POST", RUNS, failure, httpx.Response(202, json=run_json()))
     with pytest.raises(RunMayExistError) as info:
@@ -401,7 +399,9 @@ async def test_result_is_one_hold(kind: str) -> None:
 async def test_wait_loops_through_408s_with_a_read_timeout_above_the_hold(kind: str) -> None:
     api = FakeAPI()
     still = httpx.Response(408, json=error_body("Request timed out; run still active"))
-    api.on("GET", RESULT, still, still, still, still, still, httpx.Response(200, json=text_result()))
+    api.on(
+        "GET", RESULT, still, still, still, still, still, httpx.Response(200, json=text_result())
+    )
     client = make(kind, api, result_hold=45)
     result = await call(client, "wait", "trun_1")
     assert result.output.content == "10-1945"
@@ -448,7 +448,9 @@ async def test_wait_on_a_failed_run_raises_with_the_runs_error(kind: str) -> Non
 async def test_wait_on_an_unknown_run_is_not_found(kind: str) -> None:
     api = FakeAPI()
     api.on("GET", RESULT, httpx.Response(404, json=error_body("Run failed or run id not found")))
-    api.on("GET", r"/v1/tasks/runs/trun_x", httpx.Response(404, json=error_body("Run id not found")))
+    api.on(
+        "GET", r"/v1/tasks/runs/trun_x", httpx.Response(404, json=error_body("Run id not found"))
+    )
     with pytest.raises(NotFoundError):
         await call(make(kind, api), "wait", "trun_x")
 
@@ -503,7 +505,9 @@ async def test_run_with_a_task_validates_input_then_parses_output(kind: str) -> 
     with pytest.raises(InvalidInputError, match="company_website"):
         await call(client, "run", task, {"company_name": "UN"})
     assert api.requests == []
-    result = await call(client, "run", task, CompanyInput(company_name="UN", company_website="un.org"))
+    result = await call(
+        client, "run", task, CompanyInput(company_name="UN", company_website="un.org")
+    )
     assert isinstance(result.parsed, Founding)
     assert result.parsed.founding_date == "10-1945"
     body = json.loads(api.requests[0].content)
@@ -526,7 +530,12 @@ async def test_run_timeout_hands_back_the_run_id(kind: str) -> None:
 
 
 def _state(status: str, output: Any = None) -> dict[str, Any]:
-    return {"type": "task_run.state", "event_id": None, "run": run_json(status=status), "output": output}
+    return {
+        "type": "task_run.state",
+        "event_id": None,
+        "run": run_json(status=status),
+        "output": output,
+    }
 
 
 def _msg(kind: str, text: str, ts: str) -> dict[str, Any]:
@@ -543,7 +552,13 @@ async def test_events_are_typed_and_tolerate_comments_ids_and_unknown_types(kind
         + sse(_msg("tool", "docs-only kind", "t2"))
         + b'event: task_run.brand_new\ndata: {"type": "task_run.brand_new", "x": 1}\n\n'
         + b"event: weird\ndata: not json\n\n"
-        + sse({"type": "task_run.progress_stats", "source_stats": {"num_sources_read": 3}, "progress_meter": 50})
+        + sse(
+            {
+                "type": "task_run.progress_stats",
+                "source_stats": {"num_sources_read": 3},
+                "progress_meter": 50,
+            }
+        )
         + sse(_state("completed", text_result()["output"]))
     )
     api = FakeAPI()
@@ -560,7 +575,10 @@ async def test_events_are_typed_and_tolerate_comments_ids_and_unknown_types(kind
         "task_run.state",
     ]
     assert isinstance(events[2], ProgressMessageEvent) and events[2].kind == "tool"
-    assert isinstance(events[3], UnknownEvent) and events[3].data == {"type": "task_run.brand_new", "x": 1}
+    assert isinstance(events[3], UnknownEvent) and events[3].data == {
+        "type": "task_run.brand_new",
+        "x": 1,
+    }
     assert isinstance(events[4], UnknownEvent) and events[4].raw == "not json"
     assert events[-1].output.content == "10-1945"
     assert api.requests[0].headers["accept"] == "text/event-stream"
@@ -577,7 +595,7 @@ async def test_events_reconnect_while_the_run_is_active_without_repeating(kind: 
     )
 
     def dropped(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=DroppingStream(first + b"data: {\"type\": \"task_run.pro"))
+        return httpx.Response(200, stream=DroppingStream(first + b'data: {"type": "task_run.pro'))
 
     api = FakeAPI()
     api.on(
@@ -655,7 +673,9 @@ async def test_add_runs_splits_into_requests_of_at_most_1000(kind: str) -> None:
             consumed.append(i)
             yield f"company {i}"
 
-    response = await call(make(kind, api), "add_runs", "tgrp_1", inputs(), output="Founding date", processor="lite")
+    response = await call(
+        make(kind, api), "add_runs", "tgrp_1", inputs(), output="Founding date", processor="lite"
+    )
     sizes = [len(json.loads(r.content)["inputs"]) for r in api.requests]
     assert sizes == [1000, 1000, 500]
     assert len(response.run_ids) == 2500 and response.run_ids[0] == "trun_0_0"
@@ -666,9 +686,7 @@ async def test_add_runs_splits_into_requests_of_at_most_1000(kind: str) -> None:
 
 async def test_add_runs_reports_runs_created_before_an_ambiguous_failure(kind: str) -> None:
     api = FakeAPI()
-    ok = httpx.Response(
-        200, json={"status": _group_status(True, {}), "run_ids": ["trun_a"] * 1000}
-    )
+    ok = httpx.Response(200, json={"status": _group_status(True, {}), "run_ids": ["trun_a"] * 1000})
     api.on("POST", r"/v1/tasks/groups/tgrp_1/runs", ok, httpx.Response(502))
     with pytest.raises(RunMayExistError) as info:
         await call(make(kind, api), "add_runs", "tgrp_1", [{"input": f"r{i}"} for i in range(1500)])
@@ -677,14 +695,24 @@ async def test_add_runs_reports_runs_created_before_an_ambiguous_failure(kind: s
 
 
 async def test_group_events_resume_from_the_last_event_id(kind: str) -> None:
-    first = sse(
-        {"type": "task_group_status", "event_id": "e1", "status": _group_status(True, {"running": 2})},
-        {"type": "task_run.state", "event_id": "e2", "run": run_json("trun_a", "completed")},
-    ).replace(b"event: task_group_status", b"id: e1\nevent: task_group_status").replace(
-        b"event: task_run.state", b"id: e2\nevent: task_run.state"
+    first = (
+        sse(
+            {
+                "type": "task_group_status",
+                "event_id": "e1",
+                "status": _group_status(True, {"running": 2}),
+            },
+            {"type": "task_run.state", "event_id": "e2", "run": run_json("trun_a", "completed")},
+        )
+        .replace(b"event: task_group_status", b"id: e1\nevent: task_group_status")
+        .replace(b"event: task_run.state", b"id: e2\nevent: task_run.state")
     )
     second = b"id: e3\n" + sse(
-        {"type": "task_group_status", "event_id": "e3", "status": _group_status(False, {"completed": 2})}
+        {
+            "type": "task_group_status",
+            "event_id": "e3",
+            "status": _group_status(False, {"completed": 2}),
+        }
     )
 
     def dropped(request: httpx.Request) -> httpx.Response:
@@ -701,12 +729,30 @@ async def test_group_events_resume_from_the_last_event_id(kind: str) -> None:
 
 async def test_group_results_yield_every_outcome_with_bounded_concurrency(kind: str) -> None:
     n = 30
-    events = [{"type": "task_group_status", "event_id": "s0", "status": _group_status(True, {"running": n})}]
+    events = [
+        {
+            "type": "task_group_status",
+            "event_id": "s0",
+            "status": _group_status(True, {"running": n}),
+        }
+    ]
     for i in range(n):
         status = "failed" if i == 7 else "completed"
         extra = {"error": {"ref_id": "r", "message": "bad input"}} if status == "failed" else {}
-        events.append({"type": "task_run.state", "event_id": f"e{i}", "run": run_json(f"trun_{i}", status, **extra)})
-    events.append({"type": "task_group_status", "event_id": "s1", "status": _group_status(False, {"completed": n - 1, "failed": 1})})
+        events.append(
+            {
+                "type": "task_run.state",
+                "event_id": f"e{i}",
+                "run": run_json(f"trun_{i}", status, **extra),
+            }
+        )
+    events.append(
+        {
+            "type": "task_group_status",
+            "event_id": "s1",
+            "status": _group_status(False, {"completed": n - 1, "failed": 1}),
+        }
+    )
     in_flight = 0
     peak = 0
     lock = threading.Lock()
