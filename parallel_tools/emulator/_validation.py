@@ -152,15 +152,62 @@ _OPTIONAL_FIELDS: Final = (
 
 
 def parse_json(body: bytes) -> Any:
-    """Decode a JSON body, or raise a 422 saying where it breaks."""
+    """Decode a JSON body, or raise a 422 saying where it breaks.
+
+    NaN and infinities are refused (they cannot be written back as JSON), and so is nesting
+    deeper than :data:`MAX_JSON_DEPTH`, which keeps every recursive step after this safe.
+    """
     try:
-        return json.loads(body)
+        data = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise ValidationFailed([_err((), "The body is not UTF-8 text.", "json_invalid")]) from None
+    except RecursionError:
+        data = None
+        depth = MAX_JSON_DEPTH + 1
     except ValueError as exc:
         raise ValidationFailed(
             [_err((), f"The body is not valid JSON: {exc}.", "json_invalid")]
         ) from None
+    else:
+        depth = _depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationFailed(
+            [_err((), f"The body nests more than {MAX_JSON_DEPTH} levels deep.", "json_invalid")]
+        )
+    return data
+
+
+MAX_JSON_DEPTH: Final = 64
+"""How deeply request bodies may nest (Parallel's schemas allow 5 levels)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_run(
@@ -540,6 +587,13 @@ def _output_schema(
                 _err((*loc, "json_schema"), "Give the JSON schema as an object.", "dict_type")
             )
             return "json", None, None
+        malformed = malformed_schema(schema)
+        if malformed:
+            errors.extend(
+                {**_err((*loc, "json_schema"), f"{path}: {msg}.", "schema_error"), "path": path}
+                for path, msg in malformed
+            )
+            return "json", None, None
         for issue in check_output_schema(schema):
             if issue.severity == "error":
                 errors.append(
@@ -589,7 +643,12 @@ def _input_schema(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> dict[st
     if kind == "json":
         schema = value.get("json_schema")
         if isinstance(schema, dict):
-            return schema
+            malformed = malformed_schema(schema)
+            errors.extend(
+                {**_err((*loc, "json_schema"), f"{path}: {msg}.", "schema_error"), "path": path}
+                for path, msg in malformed
+            )
+            return None if malformed else schema
         errors.append(
             _err((*loc, "json_schema"), "Give the JSON schema as an object.", "dict_type")
         )
@@ -600,3 +659,58 @@ def _input_schema(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> dict[st
 
 def _err(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+_JSON_TYPES: Final = frozenset(
+    {"string", "number", "integer", "boolean", "object", "array", "null"}
+)
+
+
+def malformed_schema(schema: Any, path: str = "$") -> list[tuple[str, str]]:
+    """Where ``schema`` is not well-formed JSON Schema (a keyword holding the wrong kind of value).
+
+    Parallel's own rules (:func:`parallel_tools._schema.check_output_schema`) assume a
+    well-formed schema; this runs first so a malformed one is a 422, not a crash.
+    """
+    if not isinstance(schema, dict):
+        return [(path, "a schema must be a JSON object")]
+    problems: list[tuple[str, str]] = []
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+            problems.append((f"{path}.type", f"type must name JSON types, not {kind!r}"))
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            problems.append((f"{path}.properties", "properties must map names to schemas"))
+        else:
+            for name, sub in props.items():
+                problems.extend(malformed_schema(sub, f"{path}.properties.{name}"))
+    items = schema.get("items")
+    if items is not None and not isinstance(items, bool):
+        problems.extend(malformed_schema(items, f"{path}.items"))
+    extra = schema.get("additionalProperties")
+    if extra is not None and not isinstance(extra, bool):
+        problems.extend(malformed_schema(extra, f"{path}.additionalProperties"))
+    for key in ("anyOf", "oneOf", "allOf"):
+        branches = schema.get(key)
+        if branches is None:
+            continue
+        if not isinstance(branches, list) or not branches:
+            problems.append((f"{path}.{key}", f"{key} must be a non-empty list of schemas"))
+            continue
+        for i, branch in enumerate(branches):
+            problems.extend(malformed_schema(branch, f"{path}.{key}[{i}]"))
+    required = schema.get("required")
+    if required is not None and not (
+        isinstance(required, list) and all(isinstance(r, str) for r in required)
+    ):
+        problems.append((f"{path}.required", "required must be a list of property names"))
+    enum = schema.get("enum")
+    if enum is not None and not (isinstance(enum, list) and enum):
+        problems.append((f"{path}.enum", "enum must be a non-empty list of values"))
+    description = schema.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.append((f"{path}.description", "description must be a string"))
+    return problems
