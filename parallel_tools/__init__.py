@@ -57,7 +57,8 @@ from ._models import (
     TextOutput,
     UnknownEvent,
 )
-from ._results import Source, TaskResult
+from ._progress import Progress, ProgressTracker
+from ._results import CitedAnswer, FieldSummary, Source, TaskResult, cited_answer
 from ._retry import RetryPolicy
 from ._schema import SchemaIssue, SchemaWarning, check_output_schema, compile_json_schema, task_spec
 from ._tasks import Task
@@ -74,12 +75,14 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Citation",
+    "CitedAnswer",
     "ConfigurationError",
     "ConflictError",
     "CreateOptions",
     "ErrorEvent",
     "ErrorObject",
     "FieldBasis",
+    "FieldSummary",
     "GroupEvent",
     "InternalServerError",
     "InvalidInputError",
@@ -91,8 +94,10 @@ __all__ = [
     "PaymentRequiredError",
     "PermissionDeniedError",
     "Processor",
+    "Progress",
     "ProgressMessageEvent",
     "ProgressStatsEvent",
+    "ProgressTracker",
     "RateLimitError",
     "RetryPolicy",
     "RunEvent",
@@ -122,6 +127,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookVerificationError",
     "check_output_schema",
+    "cited_answer",
     "compile_json_schema",
     "get_processor",
     "sign_webhook",

@@ -562,13 +562,20 @@ class BaseClient:
             return run
         return TaskRunResult.model_validate_json(response.content)
 
-    def _wait_steps(self, run_id: str, timeout: float | None) -> Steps[TaskRunResult]:
-        """Hold `/result` again and again until the run ends or our deadline passes."""
+    def _wait_steps(
+        self, run_id: str, timeout: float | None, *, tick: float | None = None
+    ) -> Steps[TaskRunResult]:
+        """Hold `/result` again and again until the run ends or our deadline passes.
+
+        With `tick`, holds last at most that long and an `Emit(None)` follows each one that
+        ends without a result, so a driver can report progress in between.
+        """
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         odd = 0
+        longest = self.result_hold if tick is None else max(1, min(self.result_hold, int(tick)))
         while True:
-            hold = self.result_hold
+            hold = longest
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -580,6 +587,8 @@ class BaseClient:
                 raise _timeout(run_id, time.monotonic() - started) from None
             if isinstance(outcome, TaskRunResult):
                 return outcome
+            if tick is not None:
+                yield Emit(None)
             if outcome is None:
                 continue
             # 404 while the run has not failed: just created (not visible yet), or completed
@@ -594,8 +603,11 @@ class BaseClient:
                 )
             yield Sleep(self.retry.backoff(min(odd, 5)))
 
-    def _events_steps(self, run_id: str, reconnect: bool) -> Steps[None]:
-        """A run's events, reconnecting while the run is active; replays are not repeated."""
+    def _events_steps(
+        self, run_id: str, reconnect: bool, stopped: Callable[[], bool] = lambda: False
+    ) -> Steps[None]:
+        """A run's events, reconnecting while the run is active (and not `stopped()`);
+        messages replayed on reconnection are not repeated."""
         seen: set[tuple[str, str, str | None]] = set()
         state: dict[str, Any] = {"status": None, "finished": False}
 
@@ -627,7 +639,7 @@ class BaseClient:
                 stream=True,
             ),
             accept,
-            lambda dropped: reconnect and not state["finished"],
+            lambda dropped: reconnect and not state["finished"] and not stopped(),
             run_id=run_id,
         )
 
@@ -649,21 +661,23 @@ class BaseClient:
         idle = 0
         while True:
             handle = yield from self._send(make_call(last_id), run_id=run_id)
+            opened = time.monotonic()
             decoder = SSEDecoder()
+            # Progress means something new was emitted (a replay of seen events is not), or
+            # the connection stayed up a good while; otherwise reopening backs off.
             progressed = dropped = False
             try:
                 while (line := (yield NextLine(handle))) is not None:
                     sse = decoder.feed(line)
-                    if sse is not None:
-                        progressed = True
-                        event = accept(sse)
-                        if event is not None:
-                            yield Emit(event)
-                tail = decoder.flush()
-                if tail is not None:
-                    event = accept(tail)
+                    event = accept(sse) if sse is not None else None
                     if event is not None:
+                        progressed = True
                         yield Emit(event)
+                tail = decoder.flush()
+                event = accept(tail) if tail is not None else None
+                if event is not None:
+                    progressed = True
+                    yield Emit(event)
             except httpx.TransportError as exc:
                 dropped = True
                 logger.info("event stream dropped (%s: %s)", type(exc).__name__, exc)
@@ -671,6 +685,7 @@ class BaseClient:
             last_id = decoder.last_event_id or last_id
             if not keep_going(dropped):
                 return
+            progressed = progressed or time.monotonic() - opened >= _PROGRESS_SECONDS
             idle = 0 if progressed else idle + 1
             if idle > self.retry.max_retries:
                 raise APIConnectionError(

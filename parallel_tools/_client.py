@@ -8,10 +8,12 @@ differ between the two.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Unpack, overload
 
@@ -42,12 +44,15 @@ from ._models import (
     TaskRun,
     TaskRunResult,
 )
+from ._progress import Progress, ProgressTracker
 from ._results import TaskResult
 from ._retry import RetryPolicy
 from ._schema import OutputSpec
 from ._tasks import Task
 
 __all__ = ["AsyncTaskClient", "TaskClient"]
+
+logger = logging.getLogger("parallel_tools")
 
 T = TypeVar("T")
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -160,8 +165,11 @@ class TaskClient(BaseClient):
             return None
         raise AssertionError(f"unexpected step {step!r}")
 
-    def _drive_iter(self, gen: Steps[Any]) -> Iterator[Any]:
-        streams: list[_SyncStream] = []
+    def _drive_iter(
+        self, gen: Steps[Any], streams: list[_SyncStream] | None = None
+    ) -> Iterator[Any]:
+        # `streams` may be shared so that another thread can close them to stop this driver.
+        streams = [] if streams is None else streams
         value: Any = None
         error: Exception | None = None
         try:
@@ -181,7 +189,7 @@ class TaskClient(BaseClient):
                     error = exc
         finally:
             gen.close()
-            for stream in streams:
+            for stream in list(streams):
                 stream.response.close()
 
     def _drive(self, gen: Steps[T]) -> T:
@@ -284,6 +292,57 @@ class TaskClient(BaseClient):
         while the run is active, it is reopened; replayed messages are not repeated.
         """
         return self._iterate(self._events_steps(run_id, reconnect))
+
+    def wait_with_progress(
+        self,
+        run_id: str,
+        on_progress: Callable[[Progress], object],
+        *,
+        timeout: float | None = None,
+        heartbeat: float = 10.0,
+    ) -> TaskRunResult:
+        """`wait()`, calling `on_progress` at least every `heartbeat` seconds.
+
+        The run's events are read on a helper thread; `on_progress` is always called on the
+        calling thread (between result holds), so it may use context-bound APIs. Progress is
+        best effort: if the event stream is unavailable, the heartbeats still come.
+        """
+        updates: queue.Queue[RunEvent] = queue.Queue()
+        stop = threading.Event()
+        streams: list[_SyncStream] = []
+
+        def follow() -> None:
+            try:
+                for item in self._drive_iter(
+                    self._events_steps(run_id, True, stop.is_set), streams
+                ):
+                    if stop.is_set():
+                        return
+                    if not isinstance(item, Done):
+                        updates.put(item)
+            except Exception as exc:  # progress is best effort; the wait decides the outcome
+                logger.debug("progress stream for %s ended: %s", run_id, exc)
+
+        threading.Thread(target=follow, name="parallel-tools-progress", daemon=True).start()
+        tracker = ProgressTracker(run_id)
+        try:
+            for item in self._drive_iter(self._wait_steps(run_id, timeout, tick=heartbeat)):
+                if isinstance(item, Done):
+                    result: TaskRunResult = item.value
+                    return result
+                reported = False
+                while not updates.empty():
+                    snapshot = tracker.update(updates.get_nowait())
+                    if snapshot is not None:
+                        on_progress(snapshot)
+                        reported = True
+                if not reported:
+                    on_progress(tracker.snapshot())
+            raise AssertionError("wait ended without a result")
+        finally:
+            stop.set()
+            for stream in list(streams):
+                stream.response.close()
 
     @overload
     def run(
@@ -644,6 +703,50 @@ class AsyncTaskClient(BaseClient):
     def events(self, run_id: str, *, reconnect: bool = True) -> AsyncIterator[RunEvent]:
         """The run's progress events as they happen. See `TaskClient.events`."""
         return self._iterate(self._events_steps(run_id, reconnect))
+
+    async def wait_with_progress(
+        self,
+        run_id: str,
+        on_progress: Callable[[Progress], object],
+        *,
+        timeout: float | None = None,
+        heartbeat: float = 10.0,
+    ) -> TaskRunResult:
+        """`wait()`, calling `on_progress` (a function or coroutine function) for every
+        progress event and at least every `heartbeat` seconds. See `TaskClient.wait_with_progress`.
+        """
+        tracker = ProgressTracker(run_id)
+        last_report = time.monotonic()
+
+        async def report(snapshot: Progress) -> None:
+            nonlocal last_report
+            last_report = time.monotonic()
+            outcome = on_progress(snapshot)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+        async def follow() -> None:
+            try:
+                async for event in self.events(run_id):
+                    snapshot = tracker.update(event)
+                    if snapshot is not None:
+                        await report(snapshot)
+            except Exception as exc:  # progress is best effort; the wait decides the outcome
+                logger.debug("progress stream for %s ended: %s", run_id, exc)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(max(0.0, last_report + heartbeat - time.monotonic()))
+                if time.monotonic() - last_report >= heartbeat:
+                    await report(tracker.snapshot())
+
+        helpers = [asyncio.create_task(follow()), asyncio.create_task(beat())]
+        try:
+            return await self.wait(run_id, timeout=timeout)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     @overload
     async def run(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ._exceptions import OutputValidationError
 from ._models import Citation, FieldBasis, JsonOutput, RunWarning, TaskOutput, TaskRun
 
-__all__ = ["Source", "TaskResult"]
+__all__ = ["CitedAnswer", "FieldSummary", "Source", "TaskResult", "cited_answer"]
 
 OutputT = TypeVar("OutputT")
 
@@ -252,3 +252,86 @@ def _scalar(value: Any) -> str:
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class FieldSummary(BaseModel):
+    """The basis of one field, condensed for an agent.
+
+    Attributes:
+        field: The field name, dot path, or `"output"` for text answers.
+        confidence: `"low"`, `"medium"` or `"high"`, when Parallel rated it.
+        sources: The numbers of the sources behind it (see `CitedAnswer.sources`).
+        reasoning: Parallel's explanation of how it arrived at the value.
+    """
+
+    field: str
+    confidence: str | None = None
+    sources: list[int] = Field(default_factory=list)
+    reasoning: str = ""
+
+
+class CitedAnswer(BaseModel):
+    """A result as an agent should see it: the answer, numbered sources, and per-field basis.
+
+    This is the structured form behind MCP tools' `structuredContent` and LangChain tools'
+    content, so every host shows the same answer with the same citation numbers.
+
+    Attributes:
+        run_id: The run, for follow-ups and lookups.
+        interaction_id: Pass as `previous_interaction_id` to ask a follow-up in context.
+        processor: The processor that produced it.
+        answer: The text answer, or the JSON object of a structured answer.
+        sources: Every cited source, numbered as in `markdown`.
+        basis: Confidence, sources and reasoning per field.
+        low_confidence_fields: Fields to double-check.
+        warnings: Warnings Parallel attached to the run.
+    """
+
+    run_id: str
+    interaction_id: str
+    processor: str
+    answer: Any
+    sources: list[Source] = Field(default_factory=list)
+    basis: list[FieldSummary] = Field(default_factory=list)
+    low_confidence_fields: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def cited_answer(
+    result: TaskResult[Any],
+    *,
+    max_excerpts: int = 2,
+    max_excerpt_chars: int = _EXCERPT_CHARS,
+    reasoning: bool = True,
+) -> CitedAnswer:
+    """Condense a result for an agent: excerpts clipped, basis by field, sources numbered."""
+    answer = result.content
+    if isinstance(result.parsed, BaseModel):
+        answer = result.parsed.model_dump(mode="json")
+    sources = [
+        source.model_copy(
+            update={
+                "excerpts": [_clip(e, max_excerpt_chars) for e in source.excerpts[:max_excerpts]]
+            }
+        )
+        for source in result.sources
+    ]
+    basis = [
+        FieldSummary(
+            field=entry.field,
+            confidence=entry.confidence or None,
+            sources=result.source_numbers(entry.field),
+            reasoning=entry.reasoning if reasoning else "",
+        )
+        for entry in result.output.basis
+    ]
+    return CitedAnswer(
+        run_id=result.run_id,
+        interaction_id=result.interaction_id,
+        processor=result.run.processor,
+        answer=answer,
+        sources=sources,
+        basis=basis,
+        low_confidence_fields=result.low_confidence_fields,
+        warnings=[w.message for w in result.warnings],
+    )

@@ -4,6 +4,7 @@ which share all logic, to prove the drivers behave the same."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import threading
@@ -793,3 +794,52 @@ async def test_wait_gives_up_after_an_outage_longer_than_its_patience(kind: str)
     assert time.monotonic() - started >= 0.1
     assert api.counts[RESULT] > 2  # more than max_retries: the outage budget is time
     assert info.value.run_id == "trun_1"
+
+
+# --- Progress while waiting -------------------------------------------------------------------
+
+
+async def test_wait_with_progress_reports_events_and_heartbeats(kind: str) -> None:
+    body = sse(_state("running"), _msg("plan", "Planning", "t1"), _msg("search", "Searching", "t2"))
+    still = httpx.Response(408, json=error_body("still active"))
+
+    def slow_408(request: httpx.Request) -> Any:
+        if kind == "sync":
+            time.sleep(0.05)
+            return still
+
+        async def later() -> httpx.Response:
+            await asyncio.sleep(0.05)  # a real hold lets other tasks run; so must the fake
+            return still
+
+        return later()
+
+    api = FakeAPI()
+    api.on("GET", r"/v1/tasks/runs/trun_1/events", httpx.Response(200, content=body))
+    api.on("GET", RESULT, slow_408, slow_408, slow_408, httpx.Response(200, json=text_result()))
+    seen: list[Any] = []
+    client = make(kind, api)
+    result = await call(client, "wait_with_progress", "trun_1", seen.append, heartbeat=0.05)
+    assert result.output.content == "10-1945"
+    messages = [p.message for p in seen if p.message]
+    assert "Searching" in messages and seen[-1].run_id == "trun_1"
+    assert len(seen) >= 2
+    if kind == "sync":
+        # Holds are capped at the heartbeat (at least 1 s on the wire).
+        assert all(r.url.params["timeout"] == "1" for r in api.requests if "result" in r.url.path)
+
+
+async def test_wait_with_progress_survives_a_missing_event_stream(kind: str) -> None:
+    api = FakeAPI()
+    api.on("GET", r"/v1/tasks/runs/trun_1/events", httpx.Response(404, json=error_body("nope")))
+    api.on(
+        "GET",
+        RESULT,
+        httpx.Response(408, json=error_body("still")),
+        httpx.Response(200, json=text_result()),
+    )
+    seen: list[Any] = []
+    result = await call(
+        make(kind, api), "wait_with_progress", "trun_1", seen.append, heartbeat=0.01
+    )
+    assert result.run.status == "completed"
