@@ -40,8 +40,20 @@ def _emulator_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_arguments(parser)
 
 
+def _mcp_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .mcp._cli import add_arguments
+
+    parser = sub.add_parser(
+        "mcp",
+        help="serve Parallel research to MCP clients (Claude, Cursor, VS Code, ...)",
+        description="Run the parallel-tools MCP server over stdio (default) or Streamable HTTP.",
+    )
+    add_arguments(parser)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _emulator_command,
+    _mcp_command,
 ]
 
 
