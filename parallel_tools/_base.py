@@ -734,6 +734,36 @@ class BaseClient:
         result = yield from self._wait_steps(run.run_id, timeout)
         return TaskResult.from_run_result(result, output_model)
 
+    def _prepare_batch(
+        self, task: Task[Any, Any] | None, inputs: Sequence[Any], output: OutputSpec
+    ) -> tuple[list[Any], Mapping[str, Any] | None, type[BaseModel] | None]:
+        """Inputs, default spec and output model for a batch, validated before any request."""
+        if not inputs:
+            raise InvalidInputError("A batch needs at least one input.")
+        if task is None:
+            model = output if isinstance(output, type) and issubclass(output, BaseModel) else None
+            return list(inputs), task_spec(output=output), model
+        if output is not None:
+            raise TypeError("A Task defines its own output; don't pass output.")
+        return [task.prepare_input(value) for value in inputs], task.spec, task.output_model
+
+    @staticmethod
+    def _order_batch(
+        run_ids: Sequence[str], outcomes: Iterable[RunOutcome[Any]], waited: float
+    ) -> list[RunOutcome[Any]]:
+        """Outcomes in input order; runs that did not finish in time get a timeout error."""
+        by_id = {o.run_id: o for o in outcomes}
+        ordered: list[RunOutcome[Any]] = []
+        for run_id in run_ids:
+            outcome = by_id.get(run_id)
+            if outcome is None:
+                run = TaskRun(
+                    run_id=run_id, interaction_id=run_id, status="running", is_active=True
+                )
+                outcome = RunOutcome(run=run, error=_timeout(run_id, waited))
+            ordered.append(outcome)
+        return ordered
+
     # --- Task groups --------------------------------------------------------------------------
 
     def _create_group_steps(self, metadata: Mapping[str, Any] | None) -> Steps[TaskGroup]:

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Unpack, overload
 
@@ -489,6 +489,41 @@ class TaskClient(BaseClient):
         )
         return self._iterate(steps)
 
+    def run_batch(
+        self,
+        task: Task[Any, Any] | None,
+        inputs: Sequence[Any],
+        *,
+        output: OutputSpec = None,
+        timeout: float | None = None,
+        concurrency: int = 8,
+        group_metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[CreateOptions],
+    ) -> list[RunOutcome[Any]]:
+        """Run many inputs through one task group and return their outcomes in input order.
+
+        Args:
+            task: The task for every input, or None for plain inputs with `output`.
+            inputs: The inputs (validated against the task's input model first).
+            output: The output shape when there is no task.
+            timeout: Seconds to wait; runs still going then get a `TaskTimeoutError` outcome
+                carrying their run id.
+            concurrency: How many results to fetch at once.
+            group_metadata: Metadata for the group itself.
+            **options: Fields for every run (`processor`, `metadata`, ...); a task's processor
+                is used when none is given.
+        """
+        started = time.monotonic()
+        items, spec, model = self._prepare_batch(task, inputs, output)
+        if task is not None and "processor" not in options:
+            options["processor"] = task.processor
+        group = self.create_group(metadata=group_metadata)
+        added = self.add_runs(group.taskgroup_id, items, default_task_spec=spec, **options)
+        outcomes = self.group_results(
+            group.taskgroup_id, output=model, concurrency=concurrency, timeout=timeout
+        )
+        return self._order_batch(added.run_ids, list(outcomes), time.monotonic() - started)
+
     def group_results(
         self,
         group_id: str,
@@ -496,6 +531,7 @@ class TaskClient(BaseClient):
         output: type[BaseModel] | None = None,
         concurrency: int = 8,
         skip: Iterable[str] = (),
+        timeout: float | None = None,
     ) -> Iterator[RunOutcome[Any]]:
         """Every run's outcome as it finishes, in completion order.
 
@@ -506,6 +542,8 @@ class TaskClient(BaseClient):
             output: A model to parse each result with.
             concurrency: How many results to fetch at once.
             skip: Run ids already handled (e.g. by an earlier, interrupted pass).
+            timeout: Stop after this many seconds; runs not yet yielded go on (pass the ids
+                already handled as `skip` to resume).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1.")
@@ -537,8 +575,16 @@ class TaskClient(BaseClient):
 
         reader = threading.Thread(target=read, name="parallel-tools-group", daemon=True)
         reader.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while (item := outcomes.get()) is not end:
+            while True:
+                try:
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    item = outcomes.get(timeout=wait)
+                except queue.Empty:
+                    return
+                if item is end:
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 slots.release()
@@ -859,6 +905,32 @@ class AsyncTaskClient(BaseClient):
         )
         return self._iterate(steps)
 
+    async def run_batch(
+        self,
+        task: Task[Any, Any] | None,
+        inputs: Sequence[Any],
+        *,
+        output: OutputSpec = None,
+        timeout: float | None = None,
+        concurrency: int = 8,
+        group_metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[CreateOptions],
+    ) -> list[RunOutcome[Any]]:
+        """Run many inputs through one task group. See `TaskClient.run_batch`."""
+        started = time.monotonic()
+        items, spec, model = self._prepare_batch(task, inputs, output)
+        if task is not None and "processor" not in options:
+            options["processor"] = task.processor
+        group = await self.create_group(metadata=group_metadata)
+        added = await self.add_runs(group.taskgroup_id, items, default_task_spec=spec, **options)
+        outcomes = [
+            outcome
+            async for outcome in self.group_results(
+                group.taskgroup_id, output=model, concurrency=concurrency, timeout=timeout
+            )
+        ]
+        return self._order_batch(added.run_ids, outcomes, time.monotonic() - started)
+
     async def group_results(
         self,
         group_id: str,
@@ -866,6 +938,7 @@ class AsyncTaskClient(BaseClient):
         output: type[BaseModel] | None = None,
         concurrency: int = 8,
         skip: Iterable[str] = (),
+        timeout: float | None = None,
     ) -> AsyncIterator[RunOutcome[Any]]:
         """Every run's outcome as it finishes. See `TaskClient.group_results`."""
         if concurrency < 1:
@@ -895,8 +968,16 @@ class AsyncTaskClient(BaseClient):
                 await outcomes.put(end)
 
         reader = asyncio.create_task(read())
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while (item := await outcomes.get()) is not end:
+            while True:
+                try:
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    item = await asyncio.wait_for(outcomes.get(), wait)
+                except TimeoutError:
+                    return
+                if item is end:
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 slots.release()
