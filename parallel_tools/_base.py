@@ -924,17 +924,17 @@ class BaseClient:
             lambda dropped: dropped,
         )
 
-    def _finished_runs_steps(self, group_id: str, skip: Iterable[str]) -> Steps[None]:
-        """Emit each run of a group once, as it reaches a terminal state."""
-        done = set(skip)
+    def _finished_runs_steps(
+        self, group_id: str, first_time: Callable[[TaskRun], bool]
+    ) -> Steps[None]:
+        """Emit each run of a group as it reaches a terminal state, if `first_time(run)`."""
 
         def pick(event: GroupEvent) -> TaskRun | None:
             if (
                 isinstance(event, RunStateEvent)
                 and event.run.status in TERMINAL_STATUSES
-                and event.run.run_id not in done
+                and first_time(event.run)
             ):
-                done.add(event.run.run_id)
                 return event.run
             return None
 
@@ -990,6 +990,19 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
+
+
+def first_time_by_id(skip: Iterable[str]) -> Callable[[TaskRun], bool]:
+    """A `dedupe` for `group_results`: true once per run id, never for ids in `skip`."""
+    seen = set(skip)
+
+    def first_time(run: TaskRun) -> bool:
+        if run.run_id in seen:
+            return False
+        seen.add(run.run_id)
+        return True
+
+    return first_time
 
 
 def _id(value: str) -> str:

@@ -33,6 +33,7 @@ from ._base import (
     Sleep,
     Step,
     Steps,
+    first_time_by_id,
 )
 from ._config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_RESULT_HOLD
 from ._models import (
@@ -532,6 +533,7 @@ class TaskClient(BaseClient):
         concurrency: int = 8,
         skip: Iterable[str] = (),
         timeout: float | None = None,
+        dedupe: Callable[[TaskRun], bool] | None = None,
     ) -> Iterator[RunOutcome[Any]]:
         """Every run's outcome as it finishes, in completion order.
 
@@ -544,6 +546,9 @@ class TaskClient(BaseClient):
             skip: Run ids already handled (e.g. by an earlier, interrupted pass).
             timeout: Stop after this many seconds; runs not yet yielded go on (pass the ids
                 already handled as `skip` to resume).
+            dedupe: Instead of `skip`, a function that returns True the first time a run
+                should be handled (e.g. a bitmap keyed by run metadata, to keep memory flat
+                for very large groups).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1.")
@@ -561,7 +566,9 @@ class TaskClient(BaseClient):
         def read() -> None:
             try:
                 with ThreadPoolExecutor(concurrency, "parallel-tools-results") as pool:
-                    for run in self._iterate(self._finished_runs_steps(group_id, skip)):
+                    for run in self._iterate(
+                        self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
+                    ):
                         while not slots.acquire(timeout=0.2):
                             if stop.is_set():
                                 return
@@ -939,6 +946,7 @@ class AsyncTaskClient(BaseClient):
         concurrency: int = 8,
         skip: Iterable[str] = (),
         timeout: float | None = None,
+        dedupe: Callable[[TaskRun], bool] | None = None,
     ) -> AsyncIterator[RunOutcome[Any]]:
         """Every run's outcome as it finishes. See `TaskClient.group_results`."""
         if concurrency < 1:
@@ -955,7 +963,9 @@ class AsyncTaskClient(BaseClient):
 
         async def read() -> None:
             try:
-                async for run in self._iterate(self._finished_runs_steps(group_id, skip)):
+                async for run in self._iterate(
+                    self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
+                ):
                     await slots.acquire()
                     task = asyncio.create_task(fetch(run))
                     tasks.add(task)
