@@ -10,6 +10,7 @@ Nothing per run stays alive once it has ended: no tasks, no timers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import ssl
@@ -244,6 +245,11 @@ class Emulator:
         self._fixtures.clear()
         self._load_builtin_fixtures()
         self.request_counts.clear()
+        # Deliveries still retrying belong to the forgotten runs; they must not reach a
+        # receiver (or the delivery log) of whatever comes next.
+        for task in list(self._webhook_tasks):
+            with contextlib.suppress(RuntimeError):  # its loop may be closed
+                task.get_loop().call_soon_threadsafe(task.cancel)
         self.webhook_deliveries.clear()
         if restore_options:
             self.configure(**self._defaults)
