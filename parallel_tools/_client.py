@@ -563,6 +563,8 @@ class TaskClient(BaseClient):
             except BaseException as exc:  # a bug, not an API failure: surface it
                 outcomes.put(exc)
 
+        finished = self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
+
         def read() -> None:
             try:
                 with ThreadPoolExecutor(concurrency, "parallel-tools-results") as pool:
@@ -960,6 +962,8 @@ class AsyncTaskClient(BaseClient):
         async def fetch(run: TaskRun) -> None:
             async with fetching:
                 await outcomes.put(await self._drive(self._outcome_steps(run, output)))
+
+        finished = self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
 
         async def read() -> None:
             try:
