@@ -568,9 +568,7 @@ class TaskClient(BaseClient):
         def read() -> None:
             try:
                 with ThreadPoolExecutor(concurrency, "parallel-tools-results") as pool:
-                    for run in self._iterate(
-                        self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
-                    ):
+                    for run in self._iterate(finished):
                         while not slots.acquire(timeout=0.2):
                             if stop.is_set():
                                 return
@@ -967,9 +965,7 @@ class AsyncTaskClient(BaseClient):
 
         async def read() -> None:
             try:
-                async for run in self._iterate(
-                    self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
-                ):
+                async for run in self._iterate(finished):
                     await slots.acquire()
                     task = asyncio.create_task(fetch(run))
                     tasks.add(task)
