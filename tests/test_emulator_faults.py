@@ -213,9 +213,11 @@ def test_drop_mid_sends_part_of_a_response(
             response.read()
     parallel_emulator.emulator.add_fault(Fault(endpoint="events", drop="mid"))
     lines: list[str] = []
-    with api.stream("GET", f"/v1/tasks/runs/{run_id}/events") as response:
-        with pytest.raises(httpx.RemoteProtocolError):
-            lines.extend(response.iter_lines())
+    with (
+        api.stream("GET", f"/v1/tasks/runs/{run_id}/events") as response,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        lines.extend(response.iter_lines())
     assert lines[0] == "event: task_run.state"
     assert not any("progress" in line for line in lines)
     assert api.get(f"/v1/tasks/runs/{run_id}").status_code == 200

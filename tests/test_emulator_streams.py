@@ -227,7 +227,7 @@ def test_group_events_are_a_resumable_log(api: httpx.Client) -> None:
     second = add(api, group, [RUN])
     assert second["event_cursor"] == str(len(events))
     _, tail = raw_events(api, url, last_event_id=second["event_cursor"])
-    assert [e["event_id"] for e in tail][0] == str(len(events) + 1)
+    assert tail[0]["event_id"] == str(len(events) + 1)
     assert [e["run"]["run_id"] for e in tail if e["type"] == "task_run.state"] == second["run_ids"]
     _, middle = raw_events(api, url, last_event_id="3")
     assert middle == (events + tail)[3:]

@@ -189,5 +189,8 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    # Listening at once means clients told the URL can connect before uvicorn has started;
+    # their connections wait in the backlog instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
