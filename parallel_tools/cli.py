@@ -28,32 +28,54 @@ Without PARALLEL_API_KEY, use --emulator (where offered) to run against the buil
 """
 
 
-def _emulator_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .emulator._cli import add_arguments
+def _unavailable(parser: argparse.ArgumentParser, name: str, error: ImportError) -> None:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"parallel-tools {name} is not available: {error}", file=sys.stderr)
+        return EXIT_ERROR
 
+    parser.set_defaults(handler=handler)
+
+
+def _emulator_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "emulator",
         help="run the local Task API emulator (offline development and tests)",
         description="Serve a local emulation of Parallel's Task API. Point PARALLEL_BASE_URL "
         "(or the official SDK's base_url) at it; answers are emulated and runs finish fast.",
     )
+    try:
+        from .emulator._cli import add_arguments
+    except ImportError as exc:
+        _unavailable(parser, "emulator", exc)
+        return
     add_arguments(parser)
 
 
 def _mcp_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .mcp._cli import add_arguments
-
     parser = sub.add_parser(
         "mcp",
         help="serve Parallel research to MCP clients (Claude, Cursor, VS Code, ...)",
         description="Run the parallel-tools MCP server over stdio (default) or Streamable HTTP.",
     )
+    try:
+        from .mcp._cli import add_arguments
+    except ImportError as exc:
+        _unavailable(parser, "mcp", exc)
+        return
     add_arguments(parser)
 
 
+def _core_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._commands import register_enrich, register_result, register_run, register_status
+
+    for register in (register_run, register_result, register_status, register_enrich):
+        register(sub)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _emulator_command,
+    _core_commands,
     _mcp_command,
+    _emulator_command,
 ]
 
 
