@@ -65,25 +65,29 @@ ENDPOINTS = [
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 @pytest.mark.parametrize("key", [None, ""])
 def test_every_endpoint_needs_an_api_key(
-    parallel_emulator: EmulatorServer, method: str, path: str, key: str | None
+    api: httpx.Client, method: str, path: str, key: str | None
 ) -> None:
-    headers = {} if key is None else {"x-api-key": key}
-    with httpx.Client(base_url=parallel_emulator.base_url, headers=headers) as client:
-        response = client.request(method, path, json={})
+    request = api.build_request(method, path, json={})
+    if key is None:
+        del request.headers["x-api-key"]
+    else:
+        request.headers["x-api-key"] = key
+    response = api.send(request)
     assert_error(response, 401, "Unauthorized: invalid or missing credentials")
     assert response.json()["error"]["detail"] is None
 
 
 @pytest.mark.parallel_emulator(api_keys=["key-one", "key-two"])
-def test_configured_keys_are_the_only_ones_accepted(parallel_emulator: EmulatorServer) -> None:
+def test_configured_keys_are_the_only_ones_accepted(
+    api: httpx.Client, parallel_emulator: EmulatorServer
+) -> None:
     body = {"input": "x", "processor": "lite"}
-    with httpx.Client(base_url=parallel_emulator.base_url) as client:
-        wrong = client.post("/v1/tasks/runs", json=body, headers={"x-api-key": "sk-secret-9f3"})
-        assert_error(wrong, 401)
-        assert "sk-secret-9f3" not in wrong.text
-        for key in ("key-one", "key-two"):
-            ok = client.post("/v1/tasks/runs", json=body, headers={"x-api-key": key})
-            assert ok.status_code == 202
+    wrong = api.post("/v1/tasks/runs", json=body, headers={"x-api-key": "sk-secret-9f3"})
+    assert_error(wrong, 401)
+    assert "sk-secret-9f3" not in wrong.text
+    for key in ("key-one", "key-two"):
+        ok = api.post("/v1/tasks/runs", json=body, headers={"x-api-key": key})
+        assert ok.status_code == 202
     assert parallel_emulator.api_key == "key-one"
 
 
