@@ -927,7 +927,14 @@ class BaseClient:
     def _finished_runs_steps(
         self, group_id: str, first_time: Callable[[TaskRun], bool]
     ) -> Steps[None]:
-        """Emit each run of a group as it reaches a terminal state, if `first_time(run)`."""
+        """Emit each run of a group once it has ended (if `first_time(run)`): a `TaskRun` whose
+        result is still to be fetched, or a `RunStateEvent` that already carries its output.
+
+        While the group is active, completions come from its event stream, so results can be
+        fetched as they arrive. Once it is idle, one snapshot of the group's runs with their
+        outputs delivers everything not yet seen in a single streamed request, which is both
+        the fast path for a finished group and the safety net for lost events.
+        """
 
         def pick(event: GroupEvent) -> TaskRun | None:
             if (
@@ -938,18 +945,30 @@ class BaseClient:
                 return event.run
             return None
 
-        yield from self._group_events_steps(group_id, select=pick)
-        # The group is inactive now. A snapshot catches runs whose completion we did not see
-        # (a server that does not replay history to a new connection, or a lost event).
-        yield from self._group_runs_steps(group_id, select=pick)
+        def pick_with_output(event: GroupEvent) -> TaskRun | RunStateEvent | None:
+            run = pick(event)
+            if run is None:
+                return None
+            assert isinstance(event, RunStateEvent)
+            return event if event.output is not None or run.status != "completed" else run
+
+        group = yield from self._get_group_steps(group_id)
+        if group.status.is_active:
+            yield from self._group_events_steps(group_id, select=pick)
+        yield from self._group_runs_steps(group_id, include_output=True, select=pick_with_output)
 
     def _outcome_steps(
-        self, run: TaskRun, output: type[BaseModel] | None
+        self, item: TaskRun | RunStateEvent, output: type[BaseModel] | None
     ) -> Steps[RunOutcome[Any]]:
-        """Fetch and parse a finished run's result; any failure becomes the outcome's error."""
+        """A finished run's outcome: parsed from the event when it carries the output, else
+        fetched. Any failure becomes the outcome's error."""
+        run = item.run if isinstance(item, RunStateEvent) else item
         try:
             if run.status != "completed":
                 raise _failed(run)
+            if isinstance(item, RunStateEvent) and item.output is not None:
+                data = {"run": run, "output": item.output}
+                return RunOutcome(run=run, result=TaskResult.from_run_result(data, output))
             result = yield from self._wait_steps(run.run_id, None)
             return RunOutcome(run=result.run, result=TaskResult.from_run_result(result, output))
         except TaskFailedError as exc:

@@ -557,7 +557,7 @@ class TaskClient(BaseClient):
         stop = threading.Event()
         end = object()
 
-        def fetch(run: TaskRun) -> None:
+        def fetch(run: TaskRun | RunStateEvent) -> None:
             try:
                 outcomes.put(self._drive(self._outcome_steps(run, output)))
             except BaseException as exc:  # a bug, not an API failure: surface it
@@ -957,7 +957,7 @@ class AsyncTaskClient(BaseClient):
         end = object()
         tasks: set[asyncio.Task[None]] = set()
 
-        async def fetch(run: TaskRun) -> None:
+        async def fetch(run: TaskRun | RunStateEvent) -> None:
             async with fetching:
                 await outcomes.put(await self._drive(self._outcome_steps(run, output)))
 

@@ -770,6 +770,8 @@ async def test_group_results_yield_every_outcome_with_bounded_concurrency(kind: 
         return httpx.Response(200, json=text_result(run_id, content=f"answer {run_id}"))
 
     api = FakeAPI()
+    group = {"taskgroup_id": "tgrp_1", "status": _group_status(True, {"running": n})}
+    api.on("GET", r"/v1/tasks/groups/tgrp_1", httpx.Response(200, json=group))
     api.on("GET", r"/v1/tasks/groups/tgrp_1/events", httpx.Response(200, content=sse(*events)))
     api.on("GET", r"/v1/tasks/groups/tgrp_1/runs", httpx.Response(200, content=sse(*events[1:3])))
     api.on("GET", RESULT, result)
@@ -780,6 +782,8 @@ async def test_group_results_yield_every_outcome_with_bounded_concurrency(kind: 
     assert by_id["trun_3"].result.parsed == "answer trun_3"
     assert not by_id["trun_7"].ok and isinstance(by_id["trun_7"].error, TaskFailedError)
     assert api.counts[RESULT] == n - 2
+    snapshots = [r for r in api.requests if r.url.path.endswith("/runs")]
+    assert [r.url.params["include_output"] for r in snapshots] == ["true"]
     if kind == "sync":  # the async client runs the blocking mock one request at a time
         assert 1 < peak <= 4
 
@@ -843,3 +847,23 @@ async def test_wait_with_progress_survives_a_missing_event_stream(kind: str) -> 
         make(kind, api), "wait_with_progress", "trun_1", seen.append, heartbeat=0.01
     )
     assert result.run.status == "completed"
+
+
+async def test_group_results_of_an_idle_group_come_from_one_snapshot(kind: str) -> None:
+    api = FakeAPI()
+    group = {"taskgroup_id": "tgrp_1", "status": _group_status(False, {"completed": 3})}
+    api.on("GET", r"/v1/tasks/groups/tgrp_1", httpx.Response(200, json=group))
+    snapshot = [
+        {
+            "type": "task_run.state",
+            "event_id": str(i),
+            "run": run_json(f"trun_{i}", "completed"),
+            "output": text_result(f"trun_{i}", f"answer {i}")["output"],
+        }
+        for i in range(3)
+    ]
+    api.on("GET", r"/v1/tasks/groups/tgrp_1/runs", httpx.Response(200, content=sse(*snapshot)))
+    outcomes = await collect(make(kind, api).group_results("tgrp_1"))
+    assert sorted(o.result.parsed for o in outcomes) == ["answer 0", "answer 1", "answer 2"]
+    assert api.counts[RESULT] == 0
+    assert api.counts[r"/v1/tasks/groups/tgrp_1/events"] == 0
