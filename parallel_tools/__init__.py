@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from ._base import CreateOptions, RunOutcome
 from ._client import AsyncTaskClient, TaskClient
 from ._config import DEFAULT_PROCESSOR, PROCESSORS, Processor, get_processor
+from ._connect import connect, connect_async
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -129,6 +130,8 @@ __all__ = [
     "check_output_schema",
     "cited_answer",
     "compile_json_schema",
+    "connect",
+    "connect_async",
     "get_processor",
     "sign_webhook",
     "task_spec",

@@ -19,7 +19,8 @@ from typing import Any, TextIO
 from pydantic import BaseModel
 
 from ._client import TaskClient
-from ._config import API_KEY_ENV, PROCESSORS
+from ._config import PROCESSORS
+from ._connect import connect
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -32,10 +33,6 @@ from ._results import TaskResult
 from ._tasks import Task
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_AUTH, EXIT_API, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
-
-# Emulated runs take their processor's real latency times this: a `base` run takes 0.3-2 s,
-# long enough to show progress, short enough not to wait for.
-EMULATOR_TIME_SCALE = 0.02
 
 
 class UsageError(Exception):
@@ -84,30 +81,11 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, columns: bool) -> N
 @contextlib.contextmanager
 def open_client(args: argparse.Namespace) -> Iterator[TaskClient]:
     """A client for the real API, or for an in-process emulator with `--emulator`."""
-    if getattr(args, "emulator", False):
-        try:
-            from .emulator import Emulator
-        except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise UsageError(
-                f'--emulator needs the emulator extra: pip install "parallel-tools[emulator]" '
-                f"({exc})"
-            ) from None
-        emulator = Emulator(time_scale=EMULATOR_TIME_SCALE)
-        with emulator.serve(port=0) as server:
-            print(
-                f"Using the built-in emulator at {server.base_url}: answers are emulated, "
-                "not researched.",
-                file=sys.stderr,
-            )
-            with TaskClient(api_key=server.api_key, base_url=server.base_url) as client:
-                yield client
-        return
-    if not os.environ.get(API_KEY_ENV, "").strip():
-        raise ConfigurationError(
-            f"No API key: set {API_KEY_ENV} (create one at https://platform.parallel.ai), or add "
-            "--emulator to try it offline against the built-in emulator."
-        )
-    with TaskClient(base_url=args.base_url) as client:
+    use_emulator = bool(getattr(args, "emulator", False))
+    options = {"base_url": args.base_url} if getattr(args, "base_url", None) else {}
+    with connect(
+        emulator=use_emulator, notice=sys.stderr if use_emulator else None, **options
+    ) as client:
         yield client
 
 

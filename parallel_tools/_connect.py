@@ -1,0 +1,95 @@
+"""`connect()`: a client for the real API when there is a key, else for a local emulator.
+
+Scripts, examples and the CLI use it so that the same code runs offline (against the built-in
+emulator, started in this process) and online (against Parallel), saying which one it uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TextIO
+
+from ._client import AsyncTaskClient, TaskClient
+from ._config import API_KEY_ENV
+from ._exceptions import ConfigurationError
+
+__all__ = ["EMULATOR_TIME_SCALE", "connect", "connect_async"]
+
+EMULATOR_TIME_SCALE = 0.02
+"""Emulated runs take their processor's real latency times this: a `base` run takes 0.3-2 s,
+long enough to watch progress, short enough not to wait for."""
+
+
+@contextlib.contextmanager
+def _endpoint(
+    emulator: bool | None, time_scale: float, notice: TextIO | None
+) -> Iterator[dict[str, Any]]:
+    has_key = bool(os.environ.get(API_KEY_ENV, "").strip())
+    if emulator is False or (emulator is None and has_key):
+        if not has_key:
+            raise ConfigurationError(
+                f"No API key: set {API_KEY_ENV} (create one at https://platform.parallel.ai), "
+                "or use the built-in emulator to try it offline (--emulator on the command line)."
+            )
+        if notice:
+            print("Using Parallel's API (runs are billed).", file=notice)
+        yield {}
+        return
+    try:
+        from .emulator import Emulator
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigurationError(
+            f'The emulator needs its extra: pip install "parallel-tools[emulator]" ({exc}).'
+        ) from None
+    with Emulator(time_scale=time_scale).serve(port=0) as server:
+        if notice:
+            print(
+                f"Using the built-in emulator at {server.base_url}: answers are emulated, "
+                "not researched.",
+                file=notice,
+            )
+        yield {"api_key": server.api_key, "base_url": server.base_url}
+
+
+@contextlib.contextmanager
+def connect(
+    *,
+    emulator: bool | None = None,
+    time_scale: float = EMULATOR_TIME_SCALE,
+    notice: TextIO | None = sys.stderr,
+    **client_options: Any,
+) -> Iterator[TaskClient]:
+    """A `TaskClient` for Parallel's API, or for an emulator started in this process.
+
+    Args:
+        emulator: True for the emulator, False for the real API, None (the default) for the
+            real API when `PARALLEL_API_KEY` is set and the emulator otherwise.
+        time_scale: How fast emulated runs go (their documented latency times this).
+        notice: Where to say which one is used (None for silence).
+        **client_options: Passed to `TaskClient`.
+
+    Raises:
+        ConfigurationError: `emulator=False` without a key, or the emulator extra is missing.
+    """
+    with (
+        _endpoint(emulator, time_scale, notice) as endpoint,
+        TaskClient(**{**client_options, **endpoint}) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def connect_async(
+    *,
+    emulator: bool | None = None,
+    time_scale: float = EMULATOR_TIME_SCALE,
+    notice: TextIO | None = sys.stderr,
+    **client_options: Any,
+) -> AsyncIterator[AsyncTaskClient]:
+    """The `AsyncTaskClient` twin of `connect()`."""
+    with _endpoint(emulator, time_scale, notice) as endpoint:
+        async with AsyncTaskClient(**{**client_options, **endpoint}) as client:
+            yield client
