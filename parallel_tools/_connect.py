@@ -20,12 +20,14 @@ __all__ = ["EMULATOR_TIME_SCALE", "connect", "connect_async"]
 
 EMULATOR_TIME_SCALE = 0.02
 """Emulated runs take their processor's real latency times this: a `base` run takes 0.3-2 s,
-long enough to watch progress, short enough not to wait for."""
+long enough to watch progress, short enough not to wait for. `PARALLEL_EMULATOR_TIME_SCALE`
+overrides it (tests set it lower)."""
+TIME_SCALE_ENV = "PARALLEL_EMULATOR_TIME_SCALE"
 
 
 @contextlib.contextmanager
 def _endpoint(
-    emulator: bool | None, time_scale: float, notice: TextIO | None
+    emulator: bool | None, time_scale: float | None, notice: TextIO | None
 ) -> Iterator[dict[str, Any]]:
     has_key = bool(os.environ.get(API_KEY_ENV, "").strip())
     if emulator is False or (emulator is None and has_key):
@@ -44,6 +46,8 @@ def _endpoint(
         raise ConfigurationError(
             f'The emulator needs its extra: pip install "parallel-tools[emulator]" ({exc}).'
         ) from None
+    if time_scale is None:
+        time_scale = float(os.environ.get(TIME_SCALE_ENV) or EMULATOR_TIME_SCALE)
     with Emulator(time_scale=time_scale).serve(port=0) as server:
         if notice:
             print(
@@ -58,7 +62,7 @@ def _endpoint(
 def connect(
     *,
     emulator: bool | None = None,
-    time_scale: float = EMULATOR_TIME_SCALE,
+    time_scale: float | None = None,
     notice: TextIO | None = sys.stderr,
     **client_options: Any,
 ) -> Iterator[TaskClient]:
@@ -67,7 +71,8 @@ def connect(
     Args:
         emulator: True for the emulator, False for the real API, None (the default) for the
             real API when `PARALLEL_API_KEY` is set and the emulator otherwise.
-        time_scale: How fast emulated runs go (their documented latency times this).
+        time_scale: How fast emulated runs go (their documented latency times this); default
+            `PARALLEL_EMULATOR_TIME_SCALE`, else `EMULATOR_TIME_SCALE`.
         notice: Where to say which one is used (None for silence).
         **client_options: Passed to `TaskClient`.
 
@@ -85,7 +90,7 @@ def connect(
 async def connect_async(
     *,
     emulator: bool | None = None,
-    time_scale: float = EMULATOR_TIME_SCALE,
+    time_scale: float | None = None,
     notice: TextIO | None = sys.stderr,
     **client_options: Any,
 ) -> AsyncIterator[AsyncTaskClient]:
