@@ -524,7 +524,8 @@ class Emulator:
         output = self._outputs.get(run.run_id)
         if output is None:
             spec = run.spec
-            servers = run.fields.get("mcp_servers") if run.fields else None
+            fields = run.fields
+            servers = fields.get("mcp_servers") if fields else None
             from ._answers import build_output
 
             output = build_output(

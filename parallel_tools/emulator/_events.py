@@ -62,7 +62,8 @@ def progress_trace(run: StoredRun) -> list[tuple[float, dict[str, Any]]]:
         (0.9, ("exec_status", "Writing the answer.")),
         (0.95, _stats(95.0, 18, 4, urls)),
     ]
-    servers = run.fields.get("mcp_servers") if run.fields else None
+    fields = run.fields
+    servers = fields.get("mcp_servers") if fields else None
     if servers:
         name = servers[0].get("name", "mcp")
         steps.insert(7, (0.7, ("tool_call", f"Called a tool on the MCP server {name}.")))

@@ -8,6 +8,7 @@ running); its output is regenerated on demand from the request, which is determi
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,12 +42,14 @@ def new_ref_id() -> str:
 class StoredRun:
     """One task run. Attributes are read-only by convention outside the emulator.
 
+    The request is kept as compact JSON (an object input and the optional fields), which is
+    several times smaller than the parsed dicts; it is decoded when needed. The task spec is
+    shared with every other run that sent the same spec.
+
     Attributes:
         run_id: ``trun_`` and 32 hex digits.
         processor: The processor's wire name.
-        input: The run's input as sent.
         spec: The parsed task spec (shared by runs with the same spec).
-        fields: The other documented request fields that were sent, or None.
         created: Unix time of creation.
         duration: Seconds from creation to the terminal state.
         final: ``"completed"`` or ``"failed"`` once the run has ended, else None.
@@ -57,13 +60,13 @@ class StoredRun:
     """
 
     __slots__ = (
+        "_fields",
+        "_input",
         "created",
         "duration",
         "fail_message",
-        "fields",
         "final",
         "fixture",
-        "input",
         "processor",
         "run_id",
         "spec",
@@ -88,9 +91,10 @@ class StoredRun:
     ) -> None:
         self.run_id = run_id
         self.processor = processor
-        self.input = input
+        self._input: str | bytes = input if isinstance(input, str) else _pack(input)
+        other = {k: v for k, v in (fields or {}).items() if k != "task_spec"}
+        self._fields: bytes | None = _pack(other) if other else None
         self.spec = spec
-        self.fields = fields
         self.created = created
         self.duration = duration
         self.final: str | None = None
@@ -98,6 +102,17 @@ class StoredRun:
         self.warnings = warnings
         self.taskgroup_id = taskgroup_id
         self.fixture = fixture
+
+    @property
+    def input(self) -> str | dict[str, Any]:
+        """The run's input as sent."""
+        value = self._input
+        return value if isinstance(value, str) else json.loads(value)
+
+    @property
+    def fields(self) -> dict[str, Any] | None:
+        """The documented optional fields that were sent (metadata, webhook, ...), or None."""
+        return None if self._fields is None else json.loads(self._fields)
 
     def __repr__(self) -> str:
         return f"<StoredRun {self.run_id} {self.processor} {self.status}>"
@@ -122,7 +137,8 @@ class StoredRun:
     @property
     def webhook_url(self) -> str | None:
         """The URL that gets the terminal-state webhook, if one was given."""
-        hook = self.fields.get("webhook") if self.fields else None
+        fields = self.fields
+        hook = fields.get("webhook") if fields else None
         return hook.get("url") if isinstance(hook, dict) else None
 
     @property
@@ -164,8 +180,11 @@ class StoredRun:
         MCP server headers are left out: the API treats them as write-only secrets.
         """
         out: dict[str, Any] = {"processor": self.processor, "input": self.input}
-        if self.fields:
-            out.update(self.fields)
+        if self.spec.spec is not None:
+            out["task_spec"] = self.spec.spec
+        fields = self.fields
+        if fields:
+            out.update(fields)
             servers = out.get("mcp_servers")
             if isinstance(servers, list):
                 out["mcp_servers"] = [
@@ -256,3 +275,7 @@ class StoredGroup:
             "status": self.status_wire(),
             "created_at": rfc3339(self.created),
         }
+
+
+def _pack(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -124,18 +124,6 @@ class RunRequest:
     fields: dict[str, Any]
     warnings: list[dict[str, Any]]
 
-    @property
-    def metadata(self) -> dict[str, Any] | None:
-        """The run's metadata, echoed on the run."""
-        value = self.fields.get("metadata")
-        return value if isinstance(value, dict) else None
-
-    @property
-    def webhook_url(self) -> str | None:
-        """Where to deliver the terminal-state webhook, if anywhere."""
-        hook = self.fields.get("webhook")
-        return hook["url"] if isinstance(hook, dict) else None
-
 
 # Documented request fields besides processor, input and task_spec; anything else is ignored,
 # as the API does (the SDK's `extra_body` relies on it).
@@ -216,7 +204,6 @@ def parse_run(
     *,
     loc: Loc = ("body",),
     default_spec: Any = None,
-    has_default_spec: bool = False,
 ) -> RunRequest:
     """Validate one run request (a create body, or one of a group's ``inputs``).
 
@@ -264,8 +251,6 @@ def parse_run(
             MSG_403,
             {"processor": processor, "valid_processors": list(PROCESSORS)},
         )
-    if own_spec is not None or has_default_spec:
-        fields["task_spec"] = spec_value
     problem = check_request_size(spec.spec, value)
     if problem:
         raise ValidationFailed([_err(loc, problem[0].upper() + problem[1:] + ".", "too_large")])
@@ -339,7 +324,6 @@ def parse_group_runs(data: Any, specs: SpecCache) -> list[RunRequest]:
                     specs,
                     loc=(*loc, "inputs", i),
                     default_spec=default,
-                    has_default_spec=has_default,
                 )
             )
         except ValidationFailed as exc:
