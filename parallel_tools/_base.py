@@ -1011,6 +1011,13 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def outcome_is_ready(item: TaskRun | RunStateEvent) -> bool:
+    """Whether `_outcome_steps` can settle this item without a request."""
+    if isinstance(item, RunStateEvent):
+        return item.output is not None or item.run.status != "completed"
+    return item.status != "completed"
+
+
 def first_time_by_id(skip: Iterable[str]) -> Callable[[TaskRun], bool]:
     """A `dedupe` for `group_results`: true once per run id, never for ids in `skip`."""
     seen = set(skip)

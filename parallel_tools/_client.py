@@ -34,6 +34,7 @@ from ._base import (
     Step,
     Steps,
     first_time_by_id,
+    outcome_is_ready as ready,
 )
 from ._config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_RESULT_HOLD
 from ._models import (
@@ -574,7 +575,10 @@ class TaskClient(BaseClient):
                                 return
                         if stop.is_set():
                             return
-                        pool.submit(fetch, run)
+                        if ready(run):  # no request needed: skip the thread hand-off
+                            outcomes.put(self._drive(self._outcome_steps(run, output)))
+                        else:
+                            pool.submit(fetch, run)
             except BaseException as exc:  # handed to the consuming thread
                 outcomes.put(exc)
             finally:
@@ -967,6 +971,9 @@ class AsyncTaskClient(BaseClient):
             try:
                 async for run in self._iterate(finished):
                     await slots.acquire()
+                    if ready(run):  # no request needed: no task either
+                        await outcomes.put(await self._drive(self._outcome_steps(run, output)))
+                        continue
                     task = asyncio.create_task(fetch(run))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

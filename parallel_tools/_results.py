@@ -60,8 +60,14 @@ class TaskResult(BaseModel, Generic[OutputT]):
             OutputValidationError: the content does not fit `output`. The error's `result`
                 keeps the raw content and basis, so nothing is lost.
         """
-        data = result.model_dump() if isinstance(result, BaseModel) else result
-        made: TaskResult[Any] = cls.model_validate({"run": data["run"], "output": data["output"]})
+        if isinstance(result, BaseModel):
+            # Copies, so that parsing a JSON string below never changes the caller's object.
+            run, output_data = result.run.model_copy(), result.output.model_copy()  # type: ignore[attr-defined]
+        else:
+            run, output_data = result["run"], result["output"]
+            if isinstance(output_data, BaseModel):
+                output_data = output_data.model_copy()
+        made: TaskResult[Any] = cls.model_validate({"run": run, "output": output_data})
         content = made.output.content
         if isinstance(made.output, JsonOutput) and isinstance(content, str):
             # Some documented examples send the JSON object as a string.

@@ -582,7 +582,7 @@ def check_request_size(spec: Mapping[str, Any] | None, input: Any) -> str | None
     Returns:
         None when within limits, otherwise a message saying which limit is exceeded and by how much.
     """
-    spec_chars = len(_dumps(spec)) if spec else 0
+    spec_chars = _spec_chars(spec) if spec else 0
     if spec_chars > MAX_SPEC_CHARS:
         return f"the task spec is {spec_chars:,} characters; at most {MAX_SPEC_CHARS:,} are allowed"
     input_chars = len(input) if isinstance(input, str) else len(_dumps(input))
@@ -593,6 +593,20 @@ def check_request_size(spec: Mapping[str, Any] | None, input: Any) -> str | None
             f"{MAX_SPEC_AND_INPUT_CHARS:,} are allowed. Shorten the input"
         )
     return None
+
+
+_last_spec: tuple[Any, int] | None = None
+
+
+def _spec_chars(spec: Mapping[str, Any]) -> int:
+    # Batches check thousands of inputs against one spec: serialise it once, not per input.
+    global _last_spec
+    cached = _last_spec
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    chars = len(_dumps(spec))
+    _last_spec = (spec, chars)
+    return chars
 
 
 def _dumps(value: Any) -> str:
