@@ -78,7 +78,7 @@ def main() -> None:
         (r0, _, m0, _), (r1, _, m1, _) = results[0], results[-1]
         print(
             f"\n{r1 // r0}x the rows: {m1 / m0:.2f}x the peak memory "
-            f"({(m1 - m0) / (r1 - r0) * 1e6 / 1024:.1f} bytes per extra row)"
+            f"({(m1 - m0) * 1024 * 1024 / (r1 - r0):.0f} bytes per extra row)"
         )
     print(json.dumps({"results": results}))
 
