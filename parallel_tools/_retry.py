@@ -114,5 +114,7 @@ def retry_after(response: httpx.Response) -> float | None:
 def is_ambiguous_create_failure(error: Exception | httpx.Response) -> bool:
     """True when a failed create may still have been accepted by the server."""
     if isinstance(error, httpx.Response):
-        return error.status_code in (408, 500, 502, 503, 504) or error.status_code >= 500
+        if error.status_code == 503 and retry_after(error) is not None:
+            return False  # "come back later": refused before doing anything
+        return error.status_code == 408 or error.status_code >= 500
     return isinstance(error, httpx.TransportError) and not isinstance(error, _NOT_SENT)

@@ -281,6 +281,15 @@ async def test_client_errors_are_not_retried(kind: str, status: int, error: type
         assert "processor" in str(info.value)
 
 
+async def test_a_create_refused_until_retries_run_out_is_not_called_ambiguous(kind: str) -> None:
+    api = FakeAPI()
+    api.on("POST", RUNS, httpx.Response(503, headers={"retry-after": "0"}, json=error_body("Busy")))
+    with pytest.raises(InternalServerError) as info:
+        await call(make(kind, api), "create_run", "q")
+    assert not isinstance(info.value, RunMayExistError)
+    assert api.counts[RUNS] == FAST.max_retries + 1
+
+
 async def test_rate_limit_after_all_retries_reports_retry_after(kind: str) -> None:
     api = FakeAPI()
     api.on("GET", r"/v1/tasks/runs/[^/]+", httpx.Response(429, headers={"retry-after": "0.001"}))
