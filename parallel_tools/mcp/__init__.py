@@ -1,0 +1,65 @@
+"""An MCP server that gives Claude, Cursor, VS Code and every MCP client cited web research.
+
+Install the extra (`pip install "parallel-tools[mcp]"`) and start it with `parallel-tools mcp`
+(stdio) or `parallel-tools mcp --transport http`. In Python::
+
+    from parallel_tools.mcp import ServerSettings, create_server
+
+    server = create_server([company_profile], settings=ServerSettings(processors=("base",)))
+    server.run()  # stdio
+
+Importing this package is cheap: the MCP SDK is only imported when `create_server`,
+`create_http_app` or a serving function is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._http import create_http_app, serve_http
+    from ._loading import load_tasks
+    from ._manifest import EnrichmentResult, EnrichmentRow, ResearchResult
+    from ._server import create_server
+    from ._settings import HttpSettings, ServerSettings
+    from ._stdio import serve_stdio
+
+__all__ = [
+    "EnrichmentResult",
+    "EnrichmentRow",
+    "HttpSettings",
+    "ResearchResult",
+    "ServerSettings",
+    "create_http_app",
+    "create_server",
+    "load_tasks",
+    "serve_http",
+    "serve_stdio",
+]
+
+_HOMES = {
+    "EnrichmentResult": "._manifest",
+    "EnrichmentRow": "._manifest",
+    "ResearchResult": "._manifest",
+    "HttpSettings": "._settings",
+    "ServerSettings": "._settings",
+    "create_http_app": "._http",
+    "serve_http": "._http",
+    "create_server": "._server",
+    "load_tasks": "._loading",
+    "serve_stdio": "._stdio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
