@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _server import emulator_process  # noqa: E402
-from parallel import Parallel  # noqa: E402
+from _server import emulator_process
+from parallel import Parallel
 
-from parallel_tools import TaskClient  # noqa: E402
+from parallel_tools import TaskClient
 
 KEY = "bench-key"
 
@@ -62,7 +62,9 @@ def main() -> None:
         sdk = Parallel(api_key=KEY, base_url=url)
 
         def ours_cycle() -> object:
-            run = ours.create_run("What is the tallest building?", output="A name", processor="lite")
+            run = ours.create_run(
+                "What is the tallest building?", output="A name", processor="lite"
+            )
             return ours.wait(run.run_id)
 
         def sdk_cycle() -> object:

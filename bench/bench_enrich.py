@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _server import emulator_process  # noqa: E402
+from _server import emulator_process
 
 CHILD = """
 import resource, sys
