@@ -297,7 +297,7 @@ def build_output(request: AnswerRequest, fixture: Fixture | None) -> dict[str, A
         content = writer.value(schema or {}, "", 0)
         output = {"type": "json", "content": content, "basis": writer.basis_for(content)}
         if request.kind == "auto":
-            output["output_schema"] = json.loads(json.dumps(_AUTO_SCHEMA))
+            output["output_schema"] = _AUTO_SCHEMA  # shared: outputs are only ever serialised
     if request.mcp_servers:
         output["mcp_tool_calls"] = writer.tool_calls(request.mcp_servers)
     return output

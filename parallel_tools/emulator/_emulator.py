@@ -520,7 +520,10 @@ class Emulator:
                 loop.call_soon_threadsafe(_resolve, future)
 
     def output_wire(self, run: StoredRun) -> dict[str, Any]:
-        """The completed run's ``output`` (generated once, then cached for a while)."""
+        """The completed run's ``output`` (generated once, then cached for a while).
+
+        The dict is shared with the cache: serialise it, do not modify it.
+        """
         output = self._outputs.get(run.run_id)
         if output is None:
             spec = run.spec
