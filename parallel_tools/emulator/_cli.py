@@ -130,16 +130,16 @@ def run(args: argparse.Namespace) -> int:
     from ._emulator import Emulator
     from ._server import EmulatorServer
 
-    emulator = Emulator(
-        time_scale=args.time_scale,
-        api_keys=args.api_keys,
-        webhook_secret=args.webhook_secret,
-        max_result_hold=args.max_result_hold,
-        seed=args.seed,
-        builtin_fixtures=not args.no_builtin_fixtures,
-        control_api=not args.no_control_api,
-    )
     try:
+        emulator = Emulator(
+            time_scale=args.time_scale,
+            api_keys=args.api_keys,
+            webhook_secret=args.webhook_secret,
+            max_result_hold=args.max_result_hold,
+            seed=args.seed,
+            builtin_fixtures=not args.no_builtin_fixtures,
+            control_api=not args.no_control_api,
+        )
         for path in args.fixtures:
             emulator.load_fixtures(path)
     except ValueError as exc:

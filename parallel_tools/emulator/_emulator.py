@@ -210,7 +210,9 @@ class Emulator:
                 if keys is not None and (
                     not keys or not all(isinstance(k, str) and k for k in keys)
                 ):
-                    raise ValueError("api_keys must be None (any key) or non-empty strings.")
+                    raise ValueError(
+                        "API keys must be non-empty strings (api_keys=None accepts any key)."
+                    )
                 value = keys
             elif name in (
                 "time_scale",
