@@ -166,6 +166,8 @@ def test_bad_cli_input_exits_with_a_message(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "Cannot read fixtures" in missing.stderr
     negative = run("--time-scale", "-1")
     assert negative.returncode == 2
+    empty_key = run("--port", "0", "--api-key", "")
+    assert empty_key.returncode == 2 and "non-empty" in empty_key.stderr
 
 
 def test_cli_defaults_and_handler() -> None:
