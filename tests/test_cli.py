@@ -163,3 +163,35 @@ def test_enrich_writes_the_output_and_reports(
     assert set(lines[0]["output"]) == {"ceo"}
     err = capsys.readouterr().err
     assert "2 completed, 0 failed, 1 invalid" in err and "errors.jsonl" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parallel_emulator(time_scale=0.01)  # a pro run takes 1.2-6 s: a few redraws
+def test_progress_is_shown_on_a_terminal(parallel_emulator: EmulatorServer) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, **parallel_emulator.env}
+    with open(follower, "w") as tty:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "parallel_tools",
+                "run",
+                "Why is the sky blue?",
+                "--output",
+                "One paragraph",
+                "--processor",
+                "pro",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=tty,
+            env=env,
+            timeout=60,
+        )
+    shown = os.read(leader, 65536).decode(errors="replace")
+    os.close(leader)
+    assert done.returncode == 0
+    assert "\r\x1b[2K" in shown  # the status line redraws itself
+    assert "running" in shown or "queued" in shown
