@@ -107,7 +107,7 @@ def tool_error(exc: ParallelError, *, result_tool: str | None = None) -> Paralle
         message = f"Parallel has no such run. {text} Use a run_id exactly as a tool returned it."
     elif isinstance(exc, APIConnectionError | InternalServerError):
         message = f"Parallel could not be reached or had a problem. {text}" + (
-            f" The run may still finish: {later}." if later else " Try again in a little while."
+            f" The run may still finish. {later}." if later else " Try again in a little while."
         )
     else:
         message = text + (f" {later}." if later else "")

@@ -322,9 +322,9 @@ class _TaskRunner(_ParallelTool):
                 f"{cls.__name__} needs a task; use ParallelResearchTool for free-form questions."
             )
         if task is not None and not isinstance(task, Task):
-            raise TypeError(f"task must be a parallel_tools.Task, not {type(task).__name__}.")
+            raise ValueError(f"task must be a parallel_tools.Task, not {type(task).__name__}.")
         if "args_schema" in data:
-            raise TypeError("The args schema comes from the task; don't pass args_schema.")
+            raise ValueError("The args schema comes from the task; don't pass args_schema.")
         data["args_schema"] = _args_schema(task, data.get("follow_ups", True))
         if task is not None:
             result_tool = data.get("result_tool_name", DEFAULT_RESULT_TOOL)
