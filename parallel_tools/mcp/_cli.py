@@ -107,48 +107,63 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("mcp") is None:
         sys.stderr.write('The MCP server needs the mcp extra: pip install "parallel-tools[mcp]"\n')
         return EXIT_ERROR
-    from ._loading import load_tasks
-    from ._settings import HttpSettings, ServerSettings, expand_processors
-
-    try:
-        refs = list(args.tasks or []) or list(_split(os.environ.get("PARALLEL_MCP_TASKS")) or [])
-        tasks = load_tasks(refs)
-        processors = _split(args.processors)
-        settings = ServerSettings.from_env(
-            processors=expand_processors(processors) if processors else None,
-            default_processor=args.default_processor,
-            max_wait=args.max_wait,
-            max_batch_items=args.max_batch_items,
-            max_output_tokens=args.max_output_tokens,
-            generic_tools=False if args.no_generic_tools else None,
-        )
-        http: Any = None
-        if args.transport == "http":
-            http = HttpSettings.from_env(
-                host=args.host,
-                port=args.port,
-                path=args.path,
-                allowed_hosts=_split(args.allowed_hosts),
-                allowed_origins=_split(args.allowed_origins),
-            )
-        from ._manifest import build_manifest
-
-        build_manifest(tasks, settings)  # task/settings conflicts surface here, not mid-serve
-    except ValueError as exc:
-        sys.stderr.write(f"parallel-tools mcp: {exc}\n")
-        return EXIT_BAD_INPUT
     with contextlib.ExitStack() as stack:
+        streams = None
+        if args.transport == "stdio":
+            from ._stdio import claimed_stdio
+
+            # Claimed before any task module is imported: a print there must not reach the wire.
+            streams = stack.enter_context(claimed_stdio())
+        try:
+            tasks, settings, http = _configure(args)
+        except ValueError as exc:
+            sys.stderr.write(f"parallel-tools mcp: {exc}\n")
+            return EXIT_BAD_INPUT
         if args.emulator:
             _start_emulator(stack)
-        if http is not None:
+        if streams is not None:
+            from ._stdio import serve_stdio
+
+            serve_stdio(tasks, settings, log_level=args.log_level, streams=streams)
+        else:
             from ._http import serve_http
 
             serve_http(tasks, settings, http, log_level=args.log_level)
-        else:
-            from ._stdio import serve_stdio
-
-            serve_stdio(tasks, settings, log_level=args.log_level)
     return EXIT_OK
+
+
+def _configure(args: argparse.Namespace) -> tuple[list[Any], Any, Any]:
+    """Tasks, server settings and HTTP settings from the flags and the environment.
+
+    Raises:
+        ValueError: anything that is wrong, with a message for the operator.
+    """
+    from ._loading import load_tasks
+    from ._manifest import build_manifest
+    from ._settings import HttpSettings, ServerSettings, expand_processors
+
+    refs = list(args.tasks or []) or list(_split(os.environ.get("PARALLEL_MCP_TASKS")) or [])
+    tasks = load_tasks(refs)
+    processors = _split(args.processors)
+    settings = ServerSettings.from_env(
+        processors=expand_processors(processors) if processors else None,
+        default_processor=args.default_processor,
+        max_wait=args.max_wait,
+        max_batch_items=args.max_batch_items,
+        max_output_tokens=args.max_output_tokens,
+        generic_tools=False if args.no_generic_tools else None,
+    )
+    http = None
+    if args.transport == "http":
+        http = HttpSettings.from_env(
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            allowed_hosts=_split(args.allowed_hosts),
+            allowed_origins=_split(args.allowed_origins),
+        )
+    build_manifest(tasks, settings)  # task/settings conflicts surface now, not mid-session
+    return tasks, settings, http
 
 
 def _start_emulator(stack: contextlib.ExitStack) -> None:

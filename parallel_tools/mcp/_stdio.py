@@ -25,7 +25,8 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from .._tasks import Task
@@ -35,7 +36,7 @@ from ._settings import ServerSettings
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["FrontDoor", "serve_stdio"]
+__all__ = ["FrontDoor", "claimed_stdio", "serve_stdio"]
 
 logger = logging.getLogger("parallel_tools.mcp")
 
@@ -200,10 +201,12 @@ class _Sink:
         return None
 
 
-def claim_std_streams() -> tuple[IO[bytes], IO[bytes], Any]:
-    """Take fds 0 and 1 for the wire; point them at the null device and stderr meanwhile.
+@contextmanager
+def claimed_stdio() -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """Take fds 0 and 1 for the wire; meanwhile they point at the null device and stderr.
 
-    Returns the wire's input and output and a function that puts fds 0 and 1 back.
+    Yields the wire's input and output. Anything else that prints (a task module at import
+    time, a library's banner) lands on stderr instead of corrupting the protocol.
     """
     sys.stdout.flush()
     wire_in_fd, wire_out_fd = os.dup(0), os.dup(1)
@@ -212,15 +215,17 @@ def claim_std_streams() -> tuple[IO[bytes], IO[bytes], Any]:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-
-    def restore() -> None:
+    wire_in, wire_out = os.fdopen(wire_in_fd, "rb"), os.fdopen(wire_out_fd, "wb")
+    try:
+        yield wire_in, wire_out
+    finally:
         sys.stdout.flush()
         os.dup2(saved_in, 0)
         os.dup2(saved_out, 1)
         os.close(saved_in)
         os.close(saved_out)
-
-    return os.fdopen(wire_in_fd, "rb"), os.fdopen(wire_out_fd, "wb"), restore
+        with suppress(OSError):
+            wire_out.close()
 
 
 def serve_stdio(
@@ -229,8 +234,9 @@ def serve_stdio(
     *,
     log_level: str = "WARNING",
     fast_start: bool = True,
+    streams: tuple[IO[bytes], IO[bytes]] | None = None,
 ) -> None:
-    """Serve the MCP server over this process's stdin and stdout until the client hangs up.
+    """Serve the MCP server over stdin and stdout until the client hangs up.
 
     Args:
         tasks: Task definitions to offer as typed tools.
@@ -238,21 +244,25 @@ def serve_stdio(
         log_level: The MCP SDK's log level (logs go to stderr).
         fast_start: Answer the handshake from the front door while the SDK loads; turn off to
             let the SDK answer everything (the tests compare the two).
+        streams: The wire, if already claimed with `claimed_stdio()`; by default this
+            process's stdin and stdout are claimed for the duration.
     """
     settings = settings if settings is not None else ServerSettings.from_env()
+    if streams is None:
+        with claimed_stdio() as claimed:
+            serve_stdio(
+                tasks, settings, log_level=log_level, fast_start=fast_start, streams=claimed
+            )
+        return
     specs = build_manifest(list(tasks), settings) if fast_start else None
-    wire_in, wire_out, restore = claim_std_streams()
-    door = FrontDoor(wire_in, wire_out, settings, specs)
-    try:
-        door.start()
-        from ._server import create_server
+    door = FrontDoor(streams[0], streams[1], settings, specs)
+    door.start()
+    from ._server import create_server
 
-        server = create_server(tasks, settings=settings, log_level=log_level)
-        import anyio
+    server = create_server(tasks, settings=settings, log_level=log_level)
+    import anyio
 
-        anyio.run(_serve, server, door)
-    finally:
-        restore()
+    anyio.run(_serve, server, door)
 
 
 async def _serve(server: MCPServer[Any], door: FrontDoor) -> None:
