@@ -203,36 +203,28 @@ class EmulatorApp:
         async def endpoint(request: Request) -> Response:
             emulator.request_counts[name] += 1
             idents = tuple(request.path_params.values())
-            truncate = False
+            after: Fault | None = None
             try:
                 body = await self._read_body(request) if request.method == "POST" else None
-                fault = emulator._faults.take(name, idents, body, after_accept=False)
-                if fault is not None:
-                    if fault.drop == "mid":
-                        truncate = True
-                    else:
-                        faulted = await _apply_fault(fault)
-                        if faulted is not None:
-                            return faulted
+                before = emulator._faults.take(name, idents, body, after_accept=False)
+                if before is not None and (faulted := await _apply_fault(before)) is not None:
+                    return faulted
                 if not emulator.check_api_key(request.headers.get("x-api-key")):
                     raise ApiError(401, MSG_401)
                 response = await handler(request, body)
                 if name in ACCEPTING_ENDPOINTS and response.status_code < 300:
-                    fault = emulator._faults.take(name, idents, body, after_accept=True)
-                    if fault is not None:
-                        if fault.drop == "mid":
-                            truncate = True
-                        else:
-                            faulted = await _apply_fault(fault)
-                            if faulted is not None:
-                                return faulted
+                    after = emulator._faults.take(name, idents, body, after_accept=True)
+                    if after is not None and (faulted := await _apply_fault(after)) is not None:
+                        return faulted
             except ValidationFailed as exc:
                 if fastapi_validation:
                     return json_response(422, {"detail": exc.errors})
                 return error_response(exc.status, exc.message, exc.detail, exc.headers)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, exc.detail, exc.headers)
-            return _Truncated(response) if truncate else response
+            if any(f is not None and f.drop == "mid" for f in (before, after)):
+                return _Truncated(response)
+            return response
 
         return endpoint
 
@@ -485,7 +477,8 @@ class EmulatorApp:
 
 
 async def _apply_fault(fault: Fault) -> Response | None:
-    """Carry out a fault: the answer to send instead, or None to carry on (a pure delay)."""
+    """Carry out a fault: the answer to send instead, or None to carry on (after a delay, or
+    to truncate the real answer for ``drop="mid"``)."""
     if fault.delay:
         await asyncio.sleep(fault.delay)
     if fault.drop == "before":
