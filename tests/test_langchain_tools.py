@@ -7,6 +7,7 @@ needs a real server (runs, groups, faults, event streams) runs against the emula
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -822,3 +823,20 @@ def test_text_results_render_with_their_markers() -> None:
     assert text.startswith("10-1945 [1]\n(confidence: high)")
     assert "previous_interaction_id" not in text
     client.close()
+
+
+def test_a_tool_used_from_a_new_event_loop_gets_a_new_async_client(
+    parallel_emulator: EmulatorServer,
+) -> None:
+    tool = ParallelResearchTool(**on(parallel_emulator))
+    clients: list[Any] = []
+
+    async def ask() -> str:
+        content = await tool.ainvoke({"question": "Who?"})
+        clients.append(tool._own_async)
+        await clients[-1].aclose()  # as a loop's owner would at its end
+        return str(content)
+
+    assert "Sources:" in asyncio.run(ask())
+    assert "Sources:" in asyncio.run(ask())  # the first loop is closed by now
+    assert clients[0] is not clients[1]

@@ -244,13 +244,16 @@ class _ParallelTool(BaseTool):
         """Close the clients this tool created (injected ones are left open)."""
         self.close()
         client, self._own_async = self._own_async, None
-        if client is not None:
+        bound = self._own_async_loop() if self._own_async_loop is not None else None
+        # A client from another (possibly closed) loop cannot be closed from this one.
+        if client is not None and bound is asyncio.get_running_loop():
             await client.aclose()
 
-    def _wait(self, client: TaskClient, run_id: str, timeout: float | None) -> TaskRunResult:
+    def _wait(
+        self, client: TaskClient, run_id: str, timeout: float | None, relay: ProgressRelay
+    ) -> TaskRunResult:
         if not self.progress:
             return client.wait(run_id, timeout=timeout)
-        relay = ProgressRelay(self.name)
         return client.wait_with_progress(
             run_id, relay.relay, timeout=timeout, heartbeat=self.heartbeat
         )
@@ -484,7 +487,8 @@ class ParallelTaskTool(_TaskRunner):
         try:
             request = self._request(self._arguments(args, kwargs))
             run = self._create(request)
-            raw = self._wait(self._sync_client(), run.run_id, self.wait)
+            relay = ProgressRelay(self.name)
+            raw = self._wait(self._sync_client(), run.run_id, self.wait, relay)
             result = TaskResult.from_run_result(raw, request.task.output_model)
         except OutputValidationError as exc:
             return self._content(exc.result, _mismatch_note(exc)), exc.result
@@ -821,12 +825,7 @@ class ParallelGetResultTool(_ParallelTool):
                     return self._pending(run, None)
                 return self._finish(client.wait(run_id))
             try:
-                if self.progress:
-                    raw = client.wait_with_progress(
-                        run_id, relay.relay, timeout=self.wait, heartbeat=self.heartbeat
-                    )
-                else:
-                    raw = client.wait(run_id, timeout=self.wait)
+                raw = self._wait(client, run_id, self.wait, relay)
             except TaskTimeoutError:
                 return self._pending(client.get_run(run_id), relay)
             return self._finish(raw)
