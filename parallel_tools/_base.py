@@ -10,6 +10,7 @@ mapping cannot drift apart between sync and async.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -265,13 +266,7 @@ class BaseClient:
             self.timeout = httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
         policy = retry or RetryPolicy()
         if max_retries is not None:
-            policy = RetryPolicy(
-                max_retries=max_retries,
-                initial_delay=policy.initial_delay,
-                max_delay=policy.max_delay,
-                max_retry_after=policy.max_retry_after,
-                jitter=policy.jitter,
-            )
+            policy = dataclasses.replace(policy, max_retries=max_retries)
         self.retry = policy
         self.result_hold = result_hold
         self._headers = {

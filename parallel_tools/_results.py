@@ -206,7 +206,7 @@ class TaskResult(BaseModel, Generic[OutputT]):
             for name, value in self.content.items():
                 lines.extend(self._render_field(name, value, name, 0))
         else:
-            lines.append(f"{self.content}{self._markers('output')}".rstrip())
+            lines.append(f"{str(self.content).rstrip()}{self._markers('output')}")
             confidence = self.confidence("output")
             if confidence:
                 lines.append(f"(confidence: {confidence})")

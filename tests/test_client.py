@@ -876,3 +876,10 @@ async def test_group_results_of_an_idle_group_come_from_one_snapshot(kind: str) 
     assert sorted(o.result.parsed for o in outcomes) == ["answer 0", "answer 1", "answer 2"]
     assert api.counts[RESULT] == 0
     assert api.counts[r"/v1/tasks/groups/tgrp_1/events"] == 0
+
+
+def test_max_retries_keeps_the_rest_of_a_given_policy() -> None:
+    policy = RetryPolicy(initial_delay=0.2, outage_patience=7.0)
+    client = TaskClient(api_key="k", retry=policy, max_retries=9)
+    assert client.retry.max_retries == 9
+    assert client.retry.outage_patience == 7.0 and client.retry.initial_delay == 0.2

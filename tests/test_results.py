@@ -41,6 +41,13 @@ def test_the_text_sample_parses_exactly() -> None:
     assert result.run.created_at == "2025-04-23T20:21:48.037943Z"
 
 
+def test_text_with_a_trailing_newline_keeps_its_markers_on_the_last_line() -> None:
+    data = copy.deepcopy(TEXT)
+    data["output"]["content"] = "A report.\n\nIts last line.\n"
+    markdown = TaskResult.from_run_result(data).to_markdown()
+    assert "Its last line. [1][2][3][4]" in markdown
+
+
 def test_the_text_sample_renders_with_numbered_sources() -> None:
     markdown = TaskResult.from_run_result(TEXT).to_markdown()
     assert markdown.splitlines()[0] == "10-1945 [1][2][3][4]"
