@@ -25,6 +25,7 @@ __all__ = [
     "EnrichmentResult",
     "EnrichmentRow",
     "ResearchResult",
+    "RowAnswer",
     "ToolKind",
     "ToolSpec",
     "build_manifest",
@@ -64,6 +65,10 @@ class ResearchResult(CitedAnswer):
     numbered citations that `[n]` markers in the text refer to.
     """
 
+    answer: str | dict[str, Any] | None = Field(
+        description="The answer once completed (text, or an object for structured outputs); "
+        "null while the run is going"
+    )
     status: str = Field(description="completed, queued or running")
     price_usd: float | None = Field(
         default=None, description="List price of this run's processor, in US dollars per run"
@@ -75,14 +80,22 @@ class ResearchResult(CitedAnswer):
     )
 
 
+class RowAnswer(CitedAnswer):
+    """The cited answer for one item of an enrichment (numbers refer to its own sources)."""
+
+    answer: str | dict[str, Any] | None = Field(
+        description="The item's answer: an object with the requested fields, or text"
+    )
+
+
 class EnrichmentRow(BaseModel):
     """One item of an enrichment: its input, status and, once done, its cited answer."""
 
     index: int = Field(description="Position of the item in the list given, from 0")
-    input: Any = Field(description="The item as given")
+    input: str | dict[str, Any] | None = Field(description="The item as given")
     run_id: str
     status: str = Field(description="queued, running, completed or failed")
-    result: CitedAnswer | None = Field(default=None, description="The cited answer, when done")
+    result: RowAnswer | None = Field(default=None, description="The cited answer, when done")
     error: str | None = Field(default=None, description="Why the run failed, when it did")
 
 

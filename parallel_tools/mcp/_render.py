@@ -34,8 +34,15 @@ from .._exceptions import (
     TaskFailedError,
 )
 from .._models import TaskRun
-from .._results import CitedAnswer, TaskResult, cited_answer
-from ._manifest import GROUP_URI, RUN_URI, EnrichmentResult, EnrichmentRow, ResearchResult
+from .._results import TaskResult, cited_answer
+from ._manifest import (
+    GROUP_URI,
+    RUN_URI,
+    EnrichmentResult,
+    EnrichmentRow,
+    ResearchResult,
+    RowAnswer,
+)
 
 __all__ = [
     "Rendered",
@@ -437,14 +444,13 @@ def _row(row: Row) -> tuple[EnrichmentRow, str]:
     label = row.input if isinstance(row.input, str) else json.dumps(row.input, ensure_ascii=False)
     title = f"### [{row.index}] {_clip_value(label, 200)}"
     if row.result is not None:
-        cited: CitedAnswer = cited_answer(row.result, max_excerpts=1, max_excerpt_chars=160)
-        cited.basis = [b.model_copy(update={"reasoning": ""}) for b in cited.basis]
+        cited = cited_answer(row.result, max_excerpts=1, max_excerpt_chars=160, reasoning=False)
         entry = EnrichmentRow(
             index=row.index,
             input=row.input,
             run_id=row.run.run_id,
             status="completed",
-            result=cited,
+            result=RowAnswer.model_validate(cited.model_dump()),
         )
         return entry, f"{title}\n{row.result.to_markdown(excerpts=False)}"
     error = row.run.error.message if row.run.error and row.run.error.message else None
