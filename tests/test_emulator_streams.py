@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -12,6 +13,8 @@ from parallel import Parallel
 
 from parallel_tools._models import RunStateEvent, TaskGroup, TaskGroupStatusEvent
 from parallel_tools.emulator import EmulatorServer, Fault
+
+from .conftest import SSL_CONTEXT
 
 RUN = {"input": "x", "processor": "lite"}
 
@@ -257,3 +260,29 @@ def test_group_events_deliver_completions_live(
                 arrived = time.time()
                 break
     assert 0 <= arrived - run.end < 0.05
+
+
+@pytest.mark.parallel_emulator(time_scale=0.05)
+async def test_reset_ends_streams_and_holds_of_forgotten_runs(
+    parallel_emulator: EmulatorServer,
+) -> None:
+    emulator = parallel_emulator.emulator
+    async with httpx.AsyncClient(
+        base_url=parallel_emulator.base_url, headers={"x-api-key": "k"}, verify=SSL_CONTEXT
+    ) as client:
+        group = (await client.post("/v1/tasks/groups", json={})).json()["taskgroup_id"]
+        body = {"inputs": [{"input": "x", "processor": "lite-fast"}]}  # 0.5-1 s at this scale
+        (run_id,) = (await client.post(f"/v1/tasks/groups/{group}/runs", json=body)).json()[
+            "run_ids"
+        ]
+        stream = asyncio.create_task(client.get(f"/v1/tasks/groups/{group}/events"))
+        hold = asyncio.create_task(client.get(f"/v1/tasks/runs/{run_id}/result"))
+        await asyncio.sleep(0.1)
+        emulator.reset()
+        started = time.monotonic()
+        events = (await stream).text
+        closed = time.monotonic() - started
+        result = await hold
+    assert closed < 0.3
+    assert "task_run.state" not in events  # closed without reporting the forgotten run
+    assert result.status_code == 200

@@ -243,6 +243,10 @@ class Emulator:
             self._runs = {}
             self._groups = {}
             self._outputs = OrderedDict()
+            group_waiters, self._group_waiters = self._group_waiters, {}
+        # Group streams of forgotten groups close now rather than at their next wake-up.
+        for futures in group_waiters.values():
+            self._wake(futures)
         self._faults.clear()
         self._fixtures.clear()
         self._load_builtin_fixtures()
@@ -461,16 +465,19 @@ class Emulator:
 
     def _finalize(self, run: StoredRun) -> None:
         with self._lock:
-            if run.final is not None or self._runs.get(run.run_id) is not run:
+            if run.final is not None:
                 return
             run.final = "failed" if run.fail_message is not None else "completed"
-            group = self._groups.get(run.taskgroup_id) if run.taskgroup_id else None
+            # A run forgotten by reset() still ends, so whoever holds it gets an answer, but
+            # it no longer touches groups or sends webhooks.
+            stored = self._runs.get(run.run_id) is run
+            group = self._groups.get(run.taskgroup_id) if stored and run.taskgroup_id else None
             if group is not None:
                 group.finish(run, time.time())
         self._wake(self._run_waiters.pop(run.run_id, None))
         if group is not None:
             self._wake(self._group_waiters.pop(group.taskgroup_id, None))
-        url = run.webhook_url
+        url = run.webhook_url if stored else None
         if url:
             self._send_webhook(run, url)
 
@@ -638,7 +645,7 @@ class Emulator:
         limit = self.group_events_max_seconds
         closes_at = loop.time() + (limit if timeout is None else min(timeout, limit))
         position = after
-        while True:
+        while self._groups.get(group.taskgroup_id) is group:  # else forgotten by reset()
             self.settle_group(group)
             while position < len(group.log):
                 kind, value = group.log[position]
