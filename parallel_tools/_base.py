@@ -557,20 +557,13 @@ class BaseClient:
             return run
         return TaskRunResult.model_validate_json(response.content)
 
-    def _wait_steps(
-        self, run_id: str, timeout: float | None, *, tick: float | None = None
-    ) -> Steps[TaskRunResult]:
-        """Hold `/result` again and again until the run ends or our deadline passes.
-
-        With `tick`, holds last at most that long and an `Emit(None)` follows each one that
-        ends without a result, so a driver can report progress in between.
-        """
+    def _wait_steps(self, run_id: str, timeout: float | None) -> Steps[TaskRunResult]:
+        """Hold `/result` again and again until the run ends or our deadline passes."""
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         odd = 0
-        longest = self.result_hold if tick is None else max(1, min(self.result_hold, int(tick)))
         while True:
-            hold = longest
+            hold = self.result_hold
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -582,8 +575,6 @@ class BaseClient:
                 raise _timeout(run_id, time.monotonic() - started) from None
             if isinstance(outcome, TaskRunResult):
                 return outcome
-            if tick is not None:
-                yield Emit(None)
             if outcome is None:
                 continue
             # 404 while the run has not failed: just created (not visible yet), or completed

@@ -303,44 +303,53 @@ class TaskClient(BaseClient):
         timeout: float | None = None,
         heartbeat: float = 10.0,
     ) -> TaskRunResult:
-        """`wait()`, calling `on_progress` at least every `heartbeat` seconds.
+        """`wait()`, calling `on_progress` for every progress event and at least every
+        `heartbeat` seconds.
 
-        The run's events are read on a helper thread; `on_progress` is always called on the
-        calling thread (between result holds), so it may use context-bound APIs. Progress is
-        best effort: if the event stream is unavailable, the heartbeats still come.
+        The wait and the run's event stream each run on a helper thread and report through one
+        queue, so `on_progress` is called live and always on the calling thread (it may use
+        context-bound APIs such as LangChain's callbacks). Progress is best effort: if the event
+        stream is unavailable, the heartbeats still come.
         """
-        updates: queue.Queue[RunEvent] = queue.Queue()
+        inbox: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         streams: list[_SyncStream] = []
 
         def follow() -> None:
             try:
-                for item in self._drive_iter(
-                    self._events_steps(run_id, True, stop.is_set), streams
-                ):
+                steps = self._events_steps(run_id, True, stop.is_set)
+                for item in self._drive_iter(steps, streams):
                     if stop.is_set():
                         return
                     if not isinstance(item, Done):
-                        updates.put(item)
+                        inbox.put(item)
             except Exception as exc:  # progress is best effort; the wait decides the outcome
                 logger.debug("progress stream for %s ended: %s", run_id, exc)
 
-        threading.Thread(target=follow, name="parallel-tools-progress", daemon=True).start()
+        def wait() -> None:
+            try:
+                inbox.put(Done(self.wait(run_id, timeout=timeout)))
+            except BaseException as exc:  # handed to the calling thread
+                inbox.put(exc)
+
+        for target in (follow, wait):
+            threading.Thread(target=target, name="parallel-tools-wait", daemon=True).start()
         tracker = ProgressTracker(run_id)
         try:
-            for item in self._drive_iter(self._wait_steps(run_id, timeout, tick=heartbeat)):
+            while True:
+                try:
+                    item = inbox.get(timeout=heartbeat)
+                except queue.Empty:
+                    on_progress(tracker.snapshot())
+                    continue
                 if isinstance(item, Done):
                     result: TaskRunResult = item.value
                     return result
-                reported = False
-                while not updates.empty():
-                    snapshot = tracker.update(updates.get_nowait())
-                    if snapshot is not None:
-                        on_progress(snapshot)
-                        reported = True
-                if not reported:
-                    on_progress(tracker.snapshot())
-            raise AssertionError("wait ended without a result")
+                if isinstance(item, BaseException):
+                    raise item
+                snapshot = tracker.update(item)
+                if snapshot is not None:
+                    on_progress(snapshot)
         finally:
             stop.set()
             for stream in list(streams):

@@ -166,7 +166,7 @@ def test_enrich_writes_the_output_and_reports(
 
 
 @pytest.mark.slow
-@pytest.mark.parallel_emulator(time_scale=0.01)  # a pro run takes 1.2-6 s: a few redraws
+@pytest.mark.parallel_emulator(time_scale=0.002)  # a pro run takes 0.2-1.2 s
 def test_progress_is_shown_on_a_terminal(parallel_emulator: EmulatorServer) -> None:
     import pty
 
