@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
             f"{exc.strerror or exc}\n"
         )
         return EXIT_BAD_INPUT
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.no_control_api:
+        sys.stderr.write(
+            f"Warning: listening on {args.host}; anyone who can reach it can use the control "
+            "API (/_emulator/...) without a key. Pass --no-control-api to turn it off.\n"
+        )
     key_hint = "<one of the --api-key values>" if args.api_keys else "any-non-empty-key"
     # The first line is the base URL alone, so scripts (and tests) can read it.
     sys.stdout.write(f"{server.base_url}\n")
