@@ -3,11 +3,14 @@ and the refusals an operator sees before anything is served."""
 
 from __future__ import annotations
 
+import json
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+import parallel_tools
 from parallel_tools import Task, TaskFailedError, TaskRun
 from parallel_tools.cli import EXIT_BAD_INPUT, build_parser, main
 from parallel_tools.mcp import ServerSettings, load_tasks
@@ -173,3 +176,37 @@ def test_errors_never_show_the_key() -> None:
     run = TaskRun(run_id="trun_1", status="failed", is_active=False)
     failed = TaskFailedError(f"Run failed: upstream echoed {key}", run=run)
     assert key not in error_text(failed, tool="research", api_key=key)
+
+
+# --- Shipped host configurations ---------------------------------------------------------------
+
+SERVERS = Path(__file__).parents[1] / "servers"
+
+
+def test_host_configs_start_this_server() -> None:
+    configs = {
+        "claude_desktop_config.json": "mcpServers",
+        "claude_code.mcp.json": "mcpServers",
+        "cursor.mcp.json": "mcpServers",
+        "vscode.mcp.json": "servers",
+    }
+    for name, key in configs.items():
+        entry = json.loads((SERVERS / name).read_text())[key]["parallel-research"]
+        assert entry["args"][-2:] == ["parallel-tools", "mcp"], name
+        assert "parallel-tools[mcp]" in entry["args"], name
+        assert "PARALLEL_API_KEY" in entry["env"], name
+    http = json.loads((SERVERS / "vscode-http.mcp.json").read_text())["servers"]
+    assert http["parallel-research"]["headers"]["Authorization"].startswith("Bearer ")
+
+
+def test_registry_server_json_matches_the_package() -> None:
+    server = json.loads((SERVERS / "server.json").read_text())
+    assert re.fullmatch(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+", server["name"])
+    assert len(server["description"]) <= 100
+    (package,) = server["packages"]
+    assert server["version"] == package["version"] == parallel_tools.__version__
+    assert package["registryType"] == "pypi" and package["identifier"] == "parallel-tools"
+    assert package["packageArguments"] == [{"type": "positional", "value": "mcp"}]
+    assert package["transport"] == {"type": "stdio"}
+    key = next(v for v in package["environmentVariables"] if v["name"] == "PARALLEL_API_KEY")
+    assert key["isSecret"] and key["isRequired"]

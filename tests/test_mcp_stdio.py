@@ -283,3 +283,14 @@ def test_the_cli_module_does_not_import_the_sdk() -> None:
     code = "import sys, parallel_tools.mcp._cli; assert 'mcp' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_example_client_runs_offline() -> None:
+    example = Path(__file__).parents[1] / "examples" / "mcp_client.py"
+    env = {k: v for k, v in os.environ.items() if k != "PARALLEL_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Using the built-in emulator." in done.stdout
+    assert "Status: completed" in done.stdout and "[1] https://" in done.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"parallel-tools mcp: {exc}\n")
             return EXIT_BAD_INPUT
         if args.emulator:
-            _start_emulator(stack)
+            settings = _start_emulator(stack, settings)
         if streams is not None:
             from ._stdio import serve_stdio
 
@@ -166,13 +167,9 @@ def _configure(args: argparse.Namespace) -> tuple[list[Any], Any, Any]:
     return tasks, settings, http
 
 
-def _start_emulator(stack: contextlib.ExitStack) -> None:
-    """Start the Task API emulator in this process and point the server at it."""
-    from ..emulator import Emulator
+def _start_emulator(stack: contextlib.ExitStack, settings: Any) -> Any:
+    """Start the Task API emulator in this process; returns `settings` pointed at it."""
+    from .._connect import _endpoint
 
-    server = stack.enter_context(Emulator(time_scale=0.01).serve(port=0))
-    os.environ.update(server.env)
-    logging.getLogger("parallel_tools.mcp").warning(
-        "Using the built-in Task API emulator at %s: answers are placeholders, not research.",
-        server.base_url,
-    )
+    endpoint = stack.enter_context(_endpoint(True, None, sys.stderr))
+    return dataclasses.replace(settings, **endpoint)
