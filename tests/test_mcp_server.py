@@ -289,6 +289,17 @@ async def test_a_failed_run_is_not_reused(connect: Any, parallel_emulator: Emula
         assert parallel_emulator.emulator.request_counts["create"] == 2
 
 
+async def test_start_research_and_research_share_a_run(
+    connect: Any, parallel_emulator: EmulatorServer
+) -> None:
+    async with connect() as client:
+        started = await client.call_tool("start_research", {"question": "Shared?"})
+        answered = await client.call_tool("research", {"question": "Shared?"})
+    assert answered.structured_content["run_id"] == started.structured_content["run_id"]  # type: ignore[index]
+    assert answered.structured_content["status"] == "completed"  # type: ignore[index]
+    assert parallel_emulator.emulator.request_counts["create"] == 1
+
+
 # --- Bad arguments and API failures -------------------------------------------------------------
 
 

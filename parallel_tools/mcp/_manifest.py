@@ -58,11 +58,12 @@ DEFAULT_TEXT_OUTPUT: Final = (
 
 
 class ResearchResult(CitedAnswer):
-    """A research run as the tools return it: the shared `CitedAnswer` plus where the run stands.
+    """A research run: while it is queued or running, answer is null and next_step says what
+    to call; once completed, answer holds the answer and sources the numbered citations that
+    the [n] markers refer to.
 
-    While the run is going, `status` is `queued` or `running`, `answer` is null and `next_step`
-    says which tool to call; once `completed`, `answer` holds the answer and `sources` the
-    numbered citations that `[n]` markers in the text refer to.
+    This is the shared `CitedAnswer` (what LangChain tools return too) plus where the run
+    stands.
     """
 
     answer: str | dict[str, Any] | None = Field(
@@ -153,12 +154,14 @@ class ToolSpec:
     @property
     def input_schema(self) -> dict[str, Any]:
         """The tool's `inputSchema`."""
-        return self.arguments.model_json_schema(by_alias=True)
+        schema: dict[str, Any] = _untitled(self.arguments.model_json_schema(by_alias=True))
+        return schema
 
     @property
     def output_schema(self) -> dict[str, Any]:
         """The tool's `outputSchema`."""
-        return self.result.model_json_schema(by_alias=True)
+        schema: dict[str, Any] = _untitled(self.result.model_json_schema(by_alias=True))
+        return schema
 
     @property
     def annotations(self) -> dict[str, bool]:
@@ -184,6 +187,32 @@ class ToolSpec:
             "outputSchema": self.output_schema,
             "annotations": self.annotations,
         }
+
+
+def _untitled(schema: Any) -> Any:
+    """The schema without pydantic's generated `title`s and with one-paragraph descriptions.
+
+    Hosts put tool schemas in the model's context. The titles only restate property names
+    ("Run Id" for `run_id`) and class docstrings bring their "Attributes:" sections along;
+    without them the listing is about a third smaller.
+    """
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "description" and isinstance(value, str):
+            out[key] = " ".join(value.split("\n\n")[0].split())
+            continue
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            # Keys here are names (a property may well be called "title"), values are schemas.
+            out[key] = {name: _untitled(sub) for name, sub in value.items()}
+        else:
+            out[key] = _untitled(value)
+    return out
 
 
 def price_note(name: str) -> str:

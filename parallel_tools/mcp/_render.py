@@ -47,6 +47,7 @@ from ._manifest import (
 __all__ = [
     "Rendered",
     "Row",
+    "clip_to_tokens",
     "completed",
     "enrichment",
     "enrichment_started",
@@ -75,6 +76,14 @@ _LEVELS: Final[tuple[tuple[int, int, bool, bool, int | None, int | None], ...]] 
 def estimate_tokens(text: str) -> int:
     """A deliberately high estimate of how many tokens a model will count in `text`."""
     return len(text) // _CHARS_PER_TOKEN + 1
+
+
+def clip_to_tokens(text: str, max_tokens: int) -> str:
+    """`text`, cut (with a note) so that its estimate stays within `max_tokens`."""
+    limit = max_tokens * _CHARS_PER_TOKEN - 100
+    if len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + "\n\n[Cut here to fit the tool output limit.]"
 
 
 def run_uri(run_id: str) -> str:

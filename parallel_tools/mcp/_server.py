@@ -69,6 +69,7 @@ _TOOL_KEY = "mcp_tool"
 _ITEM_KEY = "mcp_item"
 _GROUP_POLL = 2.0
 _MIN_PROGRESS_GAP = 0.5
+_RECENT_PRUNE_AT = 1024
 
 
 class _Runtime:
@@ -83,11 +84,17 @@ class _Runtime:
         self._client: AsyncTaskClient | None = None
 
     def client(self) -> AsyncTaskClient:
+        """The client, made on first use.
+
+        Raises:
+            ConfigurationError: there is no API key (or a bad base URL).
+        """
         if self._client is None:
             self._client = self._factory()
         return self._client
 
     async def aclose(self) -> None:
+        """Close the client's connections, if one was made."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -101,6 +108,7 @@ class _RecentRuns:
         self._by_key: dict[str, tuple[str, float]] = {}
 
     def get(self, key: str) -> str | None:
+        """The id started for this fingerprint within the window, if any."""
         entry = self._by_key.get(key)
         if entry is None:
             return None
@@ -110,10 +118,18 @@ class _RecentRuns:
         return entry[0]
 
     def put(self, key: str, run_id: str) -> None:
-        if self._window > 0:
-            self._by_key[key] = (run_id, time.monotonic())
+        """Remember the id started for this fingerprint."""
+        if self._window <= 0:
+            return
+        now = time.monotonic()
+        if len(self._by_key) >= _RECENT_PRUNE_AT:
+            self._by_key = {
+                k: entry for k, entry in self._by_key.items() if now - entry[1] <= self._window
+            }
+        self._by_key[key] = (run_id, now)
 
     def forget(self, run_id: str) -> None:
+        """Stop reusing this id (its run failed)."""
         for key in [k for k, (v, _) in self._by_key.items() if v == run_id]:
             del self._by_key[key]
 
@@ -132,6 +148,7 @@ class _Progress:
         self._sent_at = -_MIN_PROGRESS_GAP
 
     async def __call__(self, message: str, *, force: bool = False) -> None:
+        """Send `message` unless one went out very recently (`force` sends it anyway)."""
         now = time.monotonic()
         if not force and now - self._sent_at < _MIN_PROGRESS_GAP:
             return
@@ -165,6 +182,7 @@ class _Service:
     # --- dispatch -------------------------------------------------------------------------
 
     async def call(self, spec: ToolSpec, ctx: Context[Any, Any], raw: dict[str, Any]) -> Any:
+        """Run one tool call; every failure becomes an `isError` result."""
         try:
             args = spec.arguments.model_validate(raw)
             runtime = cast(_Runtime, ctx.request_context.lifespan_context)
@@ -204,6 +222,8 @@ class _Service:
             logger.exception("%s failed unexpectedly", spec.name)
         key = self.settings.api_key or os.environ.get(API_KEY_ENV)
         text = _render.error_text(exc, tool=spec.name, api_key=key)
+        # An error can quote a whole raw answer (an output that did not fit its model).
+        text = _render.clip_to_tokens(text, self.settings.max_output_tokens)
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
     def _processor(self, requested: str | None) -> str:
@@ -247,7 +267,8 @@ class _Service:
                 "output": fields.output or DEFAULT_TEXT_OUTPUT,
                 "processor": self._processor(fields.processor),
             }
-        key = _fingerprint(spec.name, body)
+        # research and start_research share runs: the same question is the same run.
+        key = _fingerprint(spec.name if task is not None else "research", body)
         run, note = await self._start_run(client, key, spec.name, body)
         await progress(
             f"Parallel run {run.run_id} started on {run.processor}; if this call is interrupted, "
@@ -486,6 +507,7 @@ class _Service:
     # --- resources ------------------------------------------------------------------------
 
     async def run_resource(self, run_id: str, runtime: _Runtime) -> str:
+        """A run's full result as JSON (or its status while it is going)."""
         client = runtime.client()
         try:
             raw = await client.result(run_id)
@@ -500,6 +522,7 @@ class _Service:
         return raw.model_dump_json(indent=1)
 
     async def group_resource(self, group_id: str, runtime: _Runtime) -> str:
+        """Every row of an enrichment as JSON."""
         client = runtime.client()
         group = await client.get_group(group_id)
         rows, _ = await self._rows(client, group_id)
