@@ -24,6 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+import httpx
+
 from .._config import PROCESSORS
 from .._models import TaskRun, TaskRunResult
 from .._webhooks import sign_webhook
@@ -42,8 +44,6 @@ from ._state import StoredGroup, StoredRun, rfc3339, run_seed
 from ._validation import RunRequest, SpecCache
 
 if TYPE_CHECKING:
-    import httpx
-
     from ._app import EmulatorApp
     from ._server import EmulatorServer
 
@@ -662,12 +662,11 @@ class Emulator:
             if not woken and wait == self.keepalive_interval:
                 yield KEEPALIVE
 
-    def _group_log_event(self, kind: str, value: Any, event_id: int) -> dict[str, Any]:
+    @staticmethod
+    def _group_log_event(kind: str, value: Any, event_id: int) -> dict[str, Any]:
         if kind == "status":
             return {"type": "task_group_status", "event_id": str(event_id), "status": value}
-        run = self._runs.get(value)
-        wire = run.to_wire() if run is not None else None
-        return {**_state_event(wire), "event_id": str(event_id)}
+        return {**_state_event(value.to_wire()), "event_id": str(event_id)}
 
     # --- groups ----------------------------------------------------------------------------
 
@@ -694,8 +693,6 @@ class Emulator:
         task.add_done_callback(self._webhook_tasks.discard)
 
     async def _deliver(self, run_id: str, url: str, body: bytes) -> None:
-        import httpx
-
         if self._ssl_context is None:
             # One context for all deliveries: building one reads the CA bundle, which is slow.
             self._ssl_context = ssl.create_default_context()
@@ -743,5 +740,5 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _state_event(run: dict[str, Any] | None, output: Any = None) -> dict[str, Any]:
+def _state_event(run: dict[str, Any], output: Any = None) -> dict[str, Any]:
     return {"type": "task_run.state", "event_id": None, "run": run, "input": None, "output": output}

@@ -204,7 +204,7 @@ class StoredGroup:
     """A task group: its runs in order, the counts by status, and its event log.
 
     The log holds what ``GET .../events`` replays: ``("status", snapshot)`` whenever the counts
-    change, and ``("run", run_id)`` when a run ends. Event ids are log positions from 1.
+    change, and ``("run", StoredRun)`` when a run ends. Event ids are log positions from 1.
     """
 
     __slots__ = (
@@ -243,7 +243,7 @@ class StoredGroup:
         assert run.final is not None
         self.terminal[run.final] = self.terminal.get(run.final, 0) + 1
         self.modified = now
-        self.log.append(("run", run.run_id))
+        self.log.append(("run", run))
         self.log.append(("status", self.status_wire(now)))
 
     @property
