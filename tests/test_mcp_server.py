@@ -278,6 +278,25 @@ async def test_a_cancelled_call_leaves_the_run_alive_and_a_retry_reuses_it(
     assert "reused" in text_of(retried)
 
 
+async def test_a_call_cancelled_while_creating_still_records_the_run(
+    parallel_emulator: EmulatorServer, mode: str
+) -> None:
+    emu = parallel_emulator.emulator
+    emu.add_fault("create:delay=0.6")
+    arguments = {"question": "Cancelled mid-create"}
+    async with Client(make_server(parallel_emulator, max_wait=10), mode=mode) as connected:
+        with pytest.raises(MCPError):
+            await connected.call_tool("research", arguments, read_timeout_seconds=0.2)
+        with anyio.fail_after(5):
+            while not emu.runs:
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.2)  # the create's answer reaches the server, which records it
+        retried = await connected.call_tool("research", arguments)
+    assert not retried.is_error, text_of(retried)
+    assert retried.structured_content["run_id"] in emu.runs  # type: ignore[index]
+    assert emu.request_counts["create"] == 1
+
+
 async def test_a_failed_run_is_not_reused(connect: Any, parallel_emulator: EmulatorServer) -> None:
     async with connect() as client:
         parallel_emulator.emulator.add_fault(Fault(endpoint="create", fail_run="Source blocked"))

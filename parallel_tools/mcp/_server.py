@@ -298,10 +298,13 @@ class _Service:
                 )
                 return run, note
             self.recent.forget(known)
-        run = await client.create_run(**body, metadata={_TOOL_KEY: tool})
-        self.recent.put(key, run.run_id)
-        logger.info("started run %s (%s, %s)", run.run_id, tool, run.processor)
-        return run, None
+        # Shielded: a call cancelled while the create is in flight would otherwise leave a paid
+        # run nobody knows the id of. Finished and recorded, a retry of the call reuses it.
+        with anyio.CancelScope(shield=True):
+            created = await client.create_run(**body, metadata={_TOOL_KEY: tool})
+            self.recent.put(key, created.run_id)
+        logger.info("started run %s (%s, %s)", created.run_id, tool, created.processor)
+        return created, None
 
     async def _collect(
         self,
@@ -416,24 +419,26 @@ class _Service:
         items: list[Any] = list(fields.items)
         key = _fingerprint(spec.name, {"items": items, "spec": spec_body, "processor": processor})
         client = runtime.client()
-        group_id = self.recent.get(key)
+        known = self.recent.get(key)
         note = None
-        if group_id is not None:
+        if known is not None:
+            group_id = known
             note = (
                 f"An identical request already started enrichment {group_id}; it is reused "
                 "rather than paying for new runs."
             )
         else:
-            group = await client.create_group(metadata={_TOOL_KEY: spec.name})
-            group_id = group.taskgroup_id
-            await client.add_runs(
-                group_id,
-                [{"input": item, "metadata": {_ITEM_KEY: i}} for i, item in enumerate(items)],
-                default_task_spec=spec_body,
-                processor=processor,
-                metadata={_TOOL_KEY: spec.name},
-            )
-            self.recent.put(key, group_id)
+            with anyio.CancelScope(shield=True):  # as for single runs: never an unknown group
+                group = await client.create_group(metadata={_TOOL_KEY: spec.name})
+                group_id = group.taskgroup_id
+                await client.add_runs(
+                    group_id,
+                    [{"input": item, "metadata": {_ITEM_KEY: i}} for i, item in enumerate(items)],
+                    default_task_spec=spec_body,
+                    processor=processor,
+                    metadata={_TOOL_KEY: spec.name},
+                )
+                self.recent.put(key, group_id)
             logger.info("started enrichment %s (%d items, %s)", group_id, len(items), processor)
         await progress(
             f"Enrichment {group_id} started ({len(items)} items on {processor}); "
