@@ -349,7 +349,7 @@ def check_metadata(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> None:
                     "string_too_long",
                 )
             )
-        if not isinstance(item, str | int | float) or item is None:
+        if not isinstance(item, str | int | float):  # bool is an int
             errors.append(
                 _err(
                     (*loc, key),
@@ -402,16 +402,20 @@ def _check_source_policy(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> 
             )
         )
     after = value.get("after_date")
-    if after is not None:
-        try:
-            dt.date.fromisoformat(after) if isinstance(after, str) else None
-            valid = isinstance(after, str) and len(after) == 10
-        except ValueError:
-            valid = False
-        if not valid:
-            errors.append(
-                _err((*loc, "after_date"), "Give a date as YYYY-MM-DD, or null.", "date_type")
-            )
+    if after is not None and not _is_date(after):
+        errors.append(
+            _err((*loc, "after_date"), "Give a date as YYYY-MM-DD, or null.", "date_type")
+        )
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_webhook(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> None:
