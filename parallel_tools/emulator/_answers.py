@@ -384,10 +384,12 @@ class _Writer:
         if isinstance(kind, list):
             non_null = [k for k in kind if k != "null"]
             kind = self.rng.choice(non_null) if non_null else "null"
-        if kind is None:
-            kind = (
-                "object" if "properties" in schema else "array" if "items" in schema else ("string")
-            )
+        if kind is None:  # untyped: infer from the keywords, else a string
+            kind = "string"
+            if "properties" in schema:
+                kind = "object"
+            elif "items" in schema:
+                kind = "array"
         description = str(schema.get("description") or "")
         if kind == "object":
             props = schema.get("properties") or {}
