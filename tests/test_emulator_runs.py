@@ -105,15 +105,19 @@ def test_durations_follow_the_processor_latency_times_the_scale(
 def test_result_answers_as_soon_as_the_run_ends(
     api: httpx.Client, parallel_emulator: EmulatorServer
 ) -> None:
-    parallel_emulator.emulator.configure(time_scale=0.002)  # a pro run: 0.24-1.2 s
-    run = create(api, processor="pro")
-    stored = parallel_emulator.emulator.runs[run["run_id"]]
-    response = result(api, run["run_id"])
-    arrived = time.time()
-    assert response.status_code == 200
-    assert arrived >= stored.end
-    # Woken by the completion itself, not by a polling interval.
-    assert arrived - stored.end < 0.05
+    parallel_emulator.emulator.configure(time_scale=0.002)  # a lite run: 20-120 ms
+    delays = []
+    for n in range(5):
+        run = create(api, input=f"question {n}")
+        stored = parallel_emulator.emulator.runs[run["run_id"]]
+        response = result(api, run["run_id"])
+        arrived = time.time()
+        assert response.status_code == 200
+        assert arrived >= stored.end
+        delays.append(arrived - stored.end)
+    # Woken by the completion itself: well under the 50 ms a holder would wait if the run's
+    # timer were lost and it had to settle the run itself.
+    assert sorted(delays)[2] < 0.03
 
 
 @pytest.mark.parallel_emulator(time_scale=1)

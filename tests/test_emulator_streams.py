@@ -73,12 +73,12 @@ def test_a_finished_run_replays_its_trace_then_its_output(api: httpx.Client) -> 
     assert again[1:] == events[1:]
 
 
-@pytest.mark.parallel_emulator(time_scale=0.01, keepalive_interval=0.02)
+@pytest.mark.parallel_emulator(time_scale=0.01, keepalive_interval=0.005)
 def test_live_progress_with_safe_keepalives(
     api: httpx.Client, parallel_emulator: EmulatorServer
 ) -> None:
-    # lite-fast: 10-20 s, here 100-200 ms; progress events are 5-15% of it apart, so the
-    # stream goes quiet for longer than the keep-alive interval.
+    # lite-fast: 10-20 s, here 100-200 ms; progress events are 5-15% of it apart (at least
+    # 4.5 ms), so the stream goes quiet for longer than the keep-alive interval.
     run_id = create(api, processor="lite-fast")
     text, events = raw_events(api, f"/v1/tasks/runs/{run_id}/events")
     assert events[0]["run"]["status"] in ("queued", "running")
@@ -259,7 +259,7 @@ def test_group_events_deliver_completions_live(
             if line.startswith("data: ") and '"task_run.state"' in line:
                 arrived = time.time()
                 break
-    assert 0 <= arrived - run.end < 0.05
+    assert 0 <= arrived - run.end < 0.5  # live, not at a keep-alive or at the stream's end
 
 
 @pytest.mark.parallel_emulator(time_scale=0.05)
