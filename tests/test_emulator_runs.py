@@ -393,3 +393,23 @@ def test_text_schema_shapes_the_api_accepts(api: httpx.Client) -> None:
         output = result(api, run["run_id"]).json()["output"]
         assert output["type"] == "json"
         assert output["output_schema"]["type"] == "object"
+
+
+def test_python_side_inspection(api: httpx.Client, parallel_emulator: EmulatorServer) -> None:
+    emulator = parallel_emulator.emulator
+    emulator.add_fault(Fault(fail_run="Nope."))
+    failed = create(api)["run_id"]
+    done = create(api, metadata={"k": "v"})["run_id"]
+    for run_id in (failed, done):
+        result(api, run_id)
+    run = emulator.get_run(done)
+    assert isinstance(run, TaskRun)
+    assert (run.status, run.metadata) == ("completed", {"k": "v"})
+    got = emulator.get_result(done)
+    assert isinstance(got, TaskRunResult) and got.run.run_id == done
+    assert emulator.get_run(failed).status == "failed"
+    assert emulator.get_result(failed) is None
+    assert set(emulator.runs) == {failed, done}
+    assert emulator.runs[done].input == "What is the capital of France?"
+    with pytest.raises(KeyError):
+        emulator.get_run("trun_" + "0" * 32)
