@@ -41,6 +41,13 @@ def tasks_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def test_the_public_names_resolve_and_are_documented() -> None:
+    import parallel_tools.mcp as package
+
+    for name in package.__all__:
+        assert getattr(package, name).__doc__, name
+
+
 def test_defaults_are_cheap() -> None:
     settings = ServerSettings()
     assert settings.processors == ("lite", "lite-fast", "base", "base-fast", "core", "core-fast")

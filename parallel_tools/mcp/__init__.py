@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._http import create_http_app, serve_http
     from ._loading import load_tasks
-    from ._manifest import EnrichmentResult, EnrichmentRow, ResearchResult
+    from ._manifest import EnrichmentResult, EnrichmentRow, ResearchResult, RowAnswer
     from ._server import create_server
     from ._settings import HttpSettings, ServerSettings
     from ._stdio import serve_stdio
@@ -30,6 +30,7 @@ __all__ = [
     "EnrichmentRow",
     "HttpSettings",
     "ResearchResult",
+    "RowAnswer",
     "ServerSettings",
     "create_http_app",
     "create_server",
@@ -42,6 +43,7 @@ _HOMES = {
     "EnrichmentResult": "._manifest",
     "EnrichmentRow": "._manifest",
     "ResearchResult": "._manifest",
+    "RowAnswer": "._manifest",
     "HttpSettings": "._settings",
     "ServerSettings": "._settings",
     "create_http_app": "._http",
