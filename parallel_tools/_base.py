@@ -32,6 +32,8 @@ from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PROCESSOR,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RESULT_HOLD,
     HOLD_READ_MARGIN,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_VALUE_CHARS,
@@ -229,19 +231,31 @@ class RunOutcome(Generic[OutputT]):
 # --- The shared client ---------------------------------------------------------------------------
 
 
-class BaseClient:
-    """Configuration and every request, written as step generators (see the module docstring)."""
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+
+
+class BaseClient(Generic[HttpT, TransportT]):
+    """Configuration and every request, written as step generators (see the module docstring).
+
+    The constructor is shared; each client only says which httpx client it makes
+    (`_new_http`) and how it performs steps.
+    """
+
+    _http: HttpT
 
     def __init__(
         self,
         *,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float | httpx.Timeout | None,
-        retry: RetryPolicy | None,
-        max_retries: int | None,
-        result_hold: int,
-        default_headers: Mapping[str, str] | None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_REQUEST_TIMEOUT,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        result_hold: int = DEFAULT_RESULT_HOLD,
+        http_client: HttpT | None = None,
+        transport: TransportT | None = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         key = key.strip()
@@ -275,6 +289,14 @@ class BaseClient:
             **(default_headers or {}),
             "x-api-key": key,
         }
+        if http_client is not None and transport is not None:
+            raise TypeError("Pass either http_client or transport, not both.")
+        # A client given to us is the caller's to close.
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else self._new_http(transport)
+
+    def _new_http(self, transport: TransportT | None) -> HttpT:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         # The key is never shown, not even in part.

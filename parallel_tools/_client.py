@@ -36,7 +36,6 @@ from ._base import (
     first_time_by_id,
     outcome_is_ready as ready,
 )
-from ._config import DEFAULT_REQUEST_TIMEOUT, DEFAULT_RESULT_HOLD
 from ._models import (
     GroupEvent,
     RunEvent,
@@ -48,7 +47,6 @@ from ._models import (
 )
 from ._progress import Progress, ProgressTracker
 from ._results import TaskResult
-from ._retry import RetryPolicy
 from ._schema import OutputSpec
 from ._tasks import Task
 
@@ -78,7 +76,7 @@ class _AsyncStream:
         self.lines = response.aiter_lines()
 
 
-class TaskClient(BaseClient):
+class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
     """A synchronous client for Parallel's Task API.
 
     Configuration comes from the arguments, else `PARALLEL_API_KEY` / `PARALLEL_BASE_URL`, else
@@ -103,34 +101,8 @@ class TaskClient(BaseClient):
         ...     print(result.to_markdown())
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = DEFAULT_REQUEST_TIMEOUT,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        result_hold: int = DEFAULT_RESULT_HOLD,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            retry=retry,
-            max_retries=max_retries,
-            result_hold=result_hold,
-            default_headers=default_headers,
-        )
-        if http_client is not None and transport is not None:
-            raise TypeError("Pass either http_client or transport, not both.")
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(
-            transport=transport, timeout=self.timeout, limits=_LIMITS
-        )
+    def _new_http(self, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(transport=transport, timeout=self.timeout, limits=_LIMITS)
 
     # --- Driver -----------------------------------------------------------------------------
 
@@ -613,41 +585,15 @@ class TaskClient(BaseClient):
             stop.set()
 
 
-class AsyncTaskClient(BaseClient):
+class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """The asyncio twin of `TaskClient`: the same methods, as coroutines and async iterators.
 
     Args are as for `TaskClient`, with `http_client: httpx.AsyncClient` and
     `transport: httpx.AsyncBaseTransport`.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = DEFAULT_REQUEST_TIMEOUT,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        result_hold: int = DEFAULT_RESULT_HOLD,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            retry=retry,
-            max_retries=max_retries,
-            result_hold=result_hold,
-            default_headers=default_headers,
-        )
-        if http_client is not None and transport is not None:
-            raise TypeError("Pass either http_client or transport, not both.")
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            transport=transport, timeout=self.timeout, limits=_LIMITS
-        )
+    def _new_http(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport, timeout=self.timeout, limits=_LIMITS)
 
     # --- Driver -----------------------------------------------------------------------------
 
