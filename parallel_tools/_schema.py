@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -496,12 +496,17 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
     def walk(node: Any, path: str, depth: int, in_union: bool) -> None:
         nonlocal max_depth
         if not isinstance(node, Mapping):
+            error(path, f"expected a schema object, got {_short(node)}")
+            return
+        if not _well_formed(node, path, error):
             return
         for key in node:
             if key in UNSUPPORTED_KEYWORDS:
                 error(f"{path}.{key}", f"the keyword {key!r} is not supported; describe it instead")
         if "$ref" in node:
-            error(path, "references ($ref) are not supported; inline the definition")
+            # Undocumented by Parallel (parallel-tools' compiler inlines references); the limits
+            # below do not follow them.
+            warn(path, "references ($ref) are not documented by Parallel; inline the definition")
         kind = node.get("type")
         types = kind if isinstance(kind, list) else [kind]
         if kind == "null" and not in_union:
@@ -574,6 +579,42 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
             f"{MAX_SCHEMA_STRING_CHARS:,} are allowed",
         )
     return issues
+
+
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+
+
+def _well_formed(node: Mapping[str, Any], path: str, error: Callable[[str, str], None]) -> bool:
+    """Check the shape of the keywords the rules read; report and stop on the first bad one."""
+    kind = node.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "type" in node and (
+        not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds)
+    ):
+        error(f"{path}.type", f"{_short(kind)} is not a JSON schema type")
+        return False
+    checks: list[tuple[str, type | tuple[type, ...], str]] = [
+        ("properties", Mapping, "an object of field schemas"),
+        ("required", list, "a list of field names"),
+        ("enum", list, "a list of values"),
+        ("anyOf", list, "a list of schemas"),
+        ("oneOf", list, "a list of schemas"),
+        ("items", Mapping, "one schema object (tuples are not supported)"),
+        ("description", str, "a string"),
+        ("additionalProperties", (bool, Mapping), "true, false or a schema"),
+    ]
+    for key, expected, meaning in checks:
+        if key in node and not isinstance(node[key], expected):
+            error(f"{path}.{key}", f"{key} must be {meaning}, not {_short(node[key])}")
+            return False
+    if "required" in node and not all(isinstance(n, str) for n in node["required"]):
+        error(f"{path}.required", "required must list field names as strings")
+        return False
+    for key in ("anyOf", "oneOf"):
+        if key in node and not node[key]:
+            error(f"{path}.{key}", f"{key} must list at least one schema")
+            return False
+    return True
 
 
 def check_request_size(spec: Mapping[str, Any] | None, input: Any) -> str | None:

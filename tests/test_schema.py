@@ -268,3 +268,41 @@ def test_request_size_limit() -> None:
 def test_bad_output_types_are_type_errors() -> None:
     with pytest.raises(TypeError):
         task_spec(output=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("node", "where"),
+    [
+        ({"type": "strung"}, "$.properties.a.type"),
+        ({"type": []}, "$.properties.a.type"),
+        ({"type": "object", "properties": [1, 2]}, "$.properties.a.properties"),
+        (
+            {"type": "object", "properties": {"x": {"type": "string"}}, "required": 5},
+            "$.properties.a.required",
+        ),
+        ({"anyOf": 5}, "$.properties.a.anyOf"),
+        ({"anyOf": []}, "$.properties.a.anyOf"),
+        ({"type": "array", "items": [{"type": "string"}]}, "$.properties.a.items"),
+        ({"type": "string", "enum": "abc"}, "$.properties.a.enum"),
+        (7, "$.properties.a"),
+    ],
+)
+def test_malformed_schemas_are_errors_not_crashes(node: Any, where: str) -> None:
+    schema = {"type": "object", "properties": {"a": node}}
+    errors = [i for i in check_output_schema(schema) if i.severity == "error"]
+    assert [i.path for i in errors] == [where]
+
+
+def test_references_are_a_warning_the_compiler_never_emits() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/A"}},
+        "required": ["a"],
+        "additionalProperties": False,
+        "$defs": {"A": {"type": "string"}},
+    }
+    assert [(i.severity, i.path) for i in check_output_schema(schema)] == [
+        ("warning", "$.properties.a")
+    ]
+    compiled = compile_json_schema(schema)
+    assert compiled["properties"]["a"] == {"type": "string"}
