@@ -7,6 +7,7 @@ their own extras: `parallel_tools.langchain` (`[langchain]`), `parallel_tools.mc
 
 __version__ = "0.1.0"
 
+from ._agent import agent_error_text
 from ._base import CreateOptions, RunOutcome
 from ._client import AsyncTaskClient, TaskClient
 from ._config import DEFAULT_PROCESSOR, PROCESSORS, Processor, get_processor
@@ -127,6 +128,7 @@ __all__ = [
     "UnprocessableEntityError",
     "WebhookEvent",
     "WebhookVerificationError",
+    "agent_error_text",
     "check_output_schema",
     "cited_answer",
     "compile_json_schema",

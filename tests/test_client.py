@@ -880,3 +880,24 @@ def test_max_retries_keeps_the_rest_of_a_given_policy() -> None:
     client = TaskClient(api_key="k", retry=policy, max_retries=9)
     assert client.retry.max_retries == 9
     assert client.retry.outage_patience == 7.0 and client.retry.initial_delay == 0.2
+
+
+# --- Guidance for agents ------------------------------------------------------------------------
+
+
+def test_agent_error_text_points_at_the_result_tool_and_never_says_retry_for_money_errors() -> None:
+    from parallel_tools import TaskRun, TaskTimeoutError, agent_error_text
+
+    timeout = TaskTimeoutError("still running", run_id="trun_9", waited=45.2)
+    text = agent_error_text(timeout, result_tool="get_result")
+    assert "Call get_result with run_id 'trun_9' later" in text
+    assert "do not start the same research again" in text
+    maybe = RunMayExistError("boom", created_run_ids=["trun_a"])
+    text = agent_error_text(maybe, tool="research", reuses_runs=True)
+    assert "not retried, so as not to pay twice" in text and "trun_a" in text
+    assert "Calling research again with the same arguments picks up the run" in text
+    failed = TaskFailedError(
+        "Run trun_1 failed: blocked.",
+        run=TaskRun(run_id="trun_1", status="failed", is_active=False),
+    )
+    assert agent_error_text(failed).startswith("The research run failed. Run trun_1 failed")

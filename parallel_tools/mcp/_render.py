@@ -18,20 +18,12 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
+from .._agent import agent_error_text
 from .._config import PROCESSORS
 from .._exceptions import (
-    APIConnectionError,
     AuthenticationError,
     ConfigurationError,
-    InvalidInputError,
-    NotFoundError,
-    OutputValidationError,
     ParallelError,
-    PaymentRequiredError,
-    PermissionDeniedError,
-    RateLimitError,
-    RunMayExistError,
-    TaskFailedError,
 )
 from .._models import TaskRun
 from .._results import TaskResult, cited_answer
@@ -483,62 +475,11 @@ def _row(row: Row) -> tuple[EnrichmentRow, str]:
 
 def error_text(exc: BaseException, *, tool: str, api_key: str | None = None) -> str:
     """Actionable text for a failed call: what happened and what the model should do next."""
-    if isinstance(exc, ConfigurationError):
-        text = (
-            f"This MCP server is not configured to reach Parallel: {exc.message} Tell the user: "
-            "the server's configuration needs PARALLEL_API_KEY in its environment (then restart "
-            "the server). Retrying will not help until then."
-        )
-    elif isinstance(exc, AuthenticationError):
-        text = (
-            "Parallel rejected this server's API key (401). Tell the user to check "
-            "PARALLEL_API_KEY in the MCP server's configuration; retrying will not help."
-        )
-    elif isinstance(exc, PaymentRequiredError):
-        text = (
-            "Parallel refused to start the run: the account is out of credit (402). Tell the "
-            "user to add credit at https://platform.parallel.ai; retrying will not help."
-        )
-    elif isinstance(exc, RateLimitError):
-        wait = f" about {exc.retry_after:.0f} s" if exc.retry_after else " a minute"
-        text = (
-            f"Parallel is rate-limiting requests (429). Wait{wait}, then call {tool} again "
-            "with the same arguments."
-        )
-    elif isinstance(exc, PermissionDeniedError):
-        text = f"Parallel refused the request (403): {exc.message}"
-    elif isinstance(exc, TaskFailedError):
-        reason = exc.error_message or "no reason given"
-        text = (
-            f"Parallel run {exc.run_id} {exc.run.status}: {reason}. Failed runs return no "
-            "answer. Rephrase the question or choose another processor, then start a new run."
-        )
-    elif isinstance(exc, NotFoundError):
-        text = (
-            f"Parallel knows no such run or group ({exc.message}). Check the id: run ids start "
-            "with 'trun_' and come from research, start_research or a task tool; group ids "
-            "start with 'tgrp_' and come from start_enrichment."
-        )
-    elif isinstance(exc, OutputValidationError):
-        text = (
-            f"Run {exc.run_id} finished, but its answer does not have the expected shape: "
-            f"{exc.message}\n\nThe raw answer:\n\n{exc.result.to_markdown(excerpts=False)}"
-        )
-    elif isinstance(exc, RunMayExistError):
-        text = (
-            f"Starting the run failed in a way that leaves open whether Parallel accepted it: "
-            f"{exc.message} Do not start it again right away; calling {tool} again with the "
-            "same arguments within the hour reuses a run if one was recorded."
-        )
-    elif isinstance(exc, InvalidInputError):
-        text = f"Invalid input: {exc.message} Fix the arguments and call {tool} again."
-    elif isinstance(exc, APIConnectionError):
-        text = (
-            f"Could not reach Parallel: {exc.message} This is usually temporary; call {tool} "
-            "again in a little while."
-        )
-    elif isinstance(exc, ParallelError):
-        text = str(exc)
+    if isinstance(exc, ParallelError):
+        # Calling a research tool again with the same arguments picks up a recorded run.
+        text = agent_error_text(exc, tool=tool, result_tool="get_research_result", reuses_runs=True)
+        if isinstance(exc, ConfigurationError | AuthenticationError):
+            text += " (The key goes in the MCP server's environment; restart it after changing it.)"
     else:
         text = (
             f"The parallel-tools MCP server failed unexpectedly ({type(exc).__name__}); the "
