@@ -11,7 +11,7 @@ from ._agent import agent_error_text
 from ._base import CreateOptions, RunOutcome
 from ._client import AsyncTaskClient, TaskClient
 from ._config import DEFAULT_PROCESSOR, PROCESSORS, Processor, get_processor
-from ._connect import connect, connect_async
+from ._connect import api_endpoint, connect, connect_async
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -63,12 +63,13 @@ from ._progress import Progress, ProgressTracker
 from ._results import CitedAnswer, FieldSummary, Source, TaskResult, cited_answer
 from ._retry import RetryPolicy
 from ._schema import SchemaIssue, SchemaWarning, check_output_schema, compile_json_schema, task_spec
-from ._tasks import Task
+from ._tasks import TASK_METADATA_KEY, Task, task_of
 from ._webhooks import WebhookEvent, sign_webhook, verify_webhook
 
 __all__ = [
     "DEFAULT_PROCESSOR",
     "PROCESSORS",
+    "TASK_METADATA_KEY",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -129,6 +130,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookVerificationError",
     "agent_error_text",
+    "api_endpoint",
     "check_output_schema",
     "cited_answer",
     "compile_json_schema",
@@ -136,6 +138,7 @@ __all__ = [
     "connect_async",
     "get_processor",
     "sign_webhook",
+    "task_of",
     "task_spec",
     "verify_webhook",
 ]

@@ -16,7 +16,7 @@ from ._client import AsyncTaskClient, TaskClient
 from ._config import API_KEY_ENV
 from ._exceptions import ConfigurationError
 
-__all__ = ["EMULATOR_TIME_SCALE", "connect", "connect_async"]
+__all__ = ["EMULATOR_TIME_SCALE", "api_endpoint", "connect", "connect_async"]
 
 EMULATOR_TIME_SCALE = 0.02
 """Emulated runs take their processor's real latency times this: a `base` run takes 0.3-2 s,
@@ -26,9 +26,18 @@ TIME_SCALE_ENV = "PARALLEL_EMULATOR_TIME_SCALE"
 
 
 @contextlib.contextmanager
-def _endpoint(
-    emulator: bool | None, time_scale: float | None, notice: TextIO | None
+def api_endpoint(
+    *,
+    emulator: bool | None = None,
+    time_scale: float | None = None,
+    notice: TextIO | None = sys.stderr,
 ) -> Iterator[dict[str, Any]]:
+    """Where to send requests, as client keyword arguments (`api_key`, `base_url`).
+
+    The same choice as `connect()` (real API with a key, else an emulator started in this
+    process and stopped when the block ends), for code that builds its own clients. For the
+    real API it yields `{}`: the clients read the environment themselves.
+    """
     has_key = bool(os.environ.get(API_KEY_ENV, "").strip())
     if emulator is False or (emulator is None and has_key):
         if not has_key:
@@ -80,7 +89,7 @@ def connect(
         ConfigurationError: `emulator=False` without a key, or the emulator extra is missing.
     """
     with (
-        _endpoint(emulator, time_scale, notice) as endpoint,
+        api_endpoint(emulator=emulator, time_scale=time_scale, notice=notice) as endpoint,
         TaskClient(**{**client_options, **endpoint}) as client,
     ):
         yield client
@@ -95,6 +104,6 @@ async def connect_async(
     **client_options: Any,
 ) -> AsyncIterator[AsyncTaskClient]:
     """The `AsyncTaskClient` twin of `connect()`."""
-    with _endpoint(emulator, time_scale, notice) as endpoint:
+    with api_endpoint(emulator=emulator, time_scale=time_scale, notice=notice) as endpoint:
         async with AsyncTaskClient(**{**client_options, **endpoint}) as client:
             yield client

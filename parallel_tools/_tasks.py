@@ -8,7 +8,7 @@ a batch enrichment.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +18,11 @@ from ._config import DEFAULT_PROCESSOR
 from ._exceptions import InvalidInputError
 from ._schema import task_spec
 
-__all__ = ["Task"]
+__all__ = ["TASK_METADATA_KEY", "Task", "task_of"]
+
+TASK_METADATA_KEY = "pt_task"
+"""Run metadata key naming the task (or tool) a run was started for, so that whoever fetches
+the result later (a get-result tool, another process) can parse it with that task's model."""
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -118,3 +122,9 @@ class Task(Generic[InputT, OutputT]):
 
 def _is_model(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def task_of(run: Any, tasks: Iterable[Task[Any, Any]]) -> Task[Any, Any] | None:
+    """The task a run was started for, by the `TASK_METADATA_KEY` tag in its metadata."""
+    name = (getattr(run, "metadata", None) or {}).get(TASK_METADATA_KEY)
+    return next((task for task in tasks if task.name == name), None) if name else None

@@ -50,7 +50,7 @@ from .._exceptions import (
 )
 from .._models import TaskRun, TaskRunResult
 from .._results import TaskResult
-from .._tasks import Task
+from .._tasks import TASK_METADATA_KEY, Task, task_of
 from ._content import ContentFormat, pending_content, result_content, started_content
 from ._errors import tool_error, validation_error_message
 from ._progress import ProgressRelay
@@ -66,9 +66,6 @@ __all__ = [
     "TextInput",
 ]
 
-TASK_METADATA_KEY = "pt_task"
-"""Run metadata key naming the task a run was started for, so a later result fetch can parse
-the output with that task's model."""
 
 DEFAULT_RESULT_TOOL = "parallel_get_result"
 
@@ -798,11 +795,8 @@ class ParallelGetResultTool(_ParallelTool):
     """Seconds to wait for an unfinished run before answering with its status."""
 
     def _output_model(self, run: TaskRun) -> type[BaseModel] | None:
-        name = (run.metadata or {}).get(TASK_METADATA_KEY)
-        for task in self.tasks:
-            if task.name == name:
-                return task.output_model
-        return None
+        task = task_of(run, self.tasks)
+        return task.output_model if task is not None else None
 
     def _finish(self, raw: TaskRunResult) -> tuple[str, Any]:
         try:

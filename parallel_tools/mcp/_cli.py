@@ -169,7 +169,7 @@ def _configure(args: argparse.Namespace) -> tuple[list[Any], Any, Any]:
 
 def _start_emulator(stack: contextlib.ExitStack, settings: Any) -> Any:
     """Start the Task API emulator in this process; returns `settings` pointed at it."""
-    from .._connect import _endpoint
+    from .._connect import api_endpoint
 
-    endpoint = stack.enter_context(_endpoint(True, None, sys.stderr))
+    endpoint = stack.enter_context(api_endpoint(emulator=True))
     return dataclasses.replace(settings, **endpoint)

@@ -44,7 +44,7 @@ from .._progress import Progress
 from .._results import TaskResult
 from .._retry import RetryPolicy
 from .._schema import task_spec
-from .._tasks import Task
+from .._tasks import TASK_METADATA_KEY, Task
 from . import _render
 from ._manifest import (
     DEFAULT_TEXT_OUTPUT,
@@ -65,7 +65,7 @@ logger = logging.getLogger("parallel_tools.mcp")
 
 _CONTEXT_KEY = "__mcp_context__"
 # Run metadata keys (at most 16 characters): which tool started a run, and an item's position.
-_TOOL_KEY = "mcp_tool"
+_TOOL_KEY = TASK_METADATA_KEY  # tagged with the tool's name: a typed tool's is its task's
 _ITEM_KEY = "mcp_item"
 _GROUP_POLL = 2.0
 _MIN_PROGRESS_GAP = 0.5
