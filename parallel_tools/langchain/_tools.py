@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 from langchain_core.messages import ToolCall
 from langchain_core.runnables import RunnableConfig
@@ -308,6 +308,29 @@ class _TaskRunner(_ParallelTool):
     result_tool_name: str = DEFAULT_RESULT_TOOL
     """The tool agents are told to call to collect a run's answer later."""
 
+    @classmethod
+    def from_task(
+        cls,
+        task: Task[Any, Any],
+        client: TaskClient | AsyncTaskClient | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A tool for `task`.
+
+        Args:
+            task: The task definition.
+            client: A `TaskClient` or `AsyncTaskClient` to use (else one is created from
+                `api_key`/`base_url` or the environment on first use).
+            **kwargs: Other fields: `wait` (seconds to wait for the answer; None waits as long
+                as the run takes), `processor`, `api_key`, `base_url`, `run_options`,
+                `follow_ups`, `progress`, `content_format`, `result_tool_name`, `name`, ...
+        """
+        if isinstance(client, AsyncTaskClient):
+            kwargs["async_client"] = client
+        elif client is not None:
+            kwargs["client"] = client
+        return cls(task=task, **kwargs)
+
     _generic: ClassVar[bool] = False
 
     @model_validator(mode="before")
@@ -449,31 +472,6 @@ class ParallelTaskTool(_TaskRunner):
             f"{task.description.rstrip()}\n\nReturns the answer with numbered citations [n] "
             "and the numbered sources; cite them."
         )
-
-    @classmethod
-    def from_task(
-        cls,
-        task: Task[Any, Any],
-        client: TaskClient | AsyncTaskClient | None = None,
-        *,
-        wait: float | None = 300.0,
-        **kwargs: Any,
-    ) -> ParallelTaskTool:
-        """A tool for `task`.
-
-        Args:
-            task: The task definition.
-            client: A `TaskClient` or `AsyncTaskClient` to use (else one is created from
-                `api_key`/`base_url` or the environment on first use).
-            wait: Seconds to wait for the answer; None waits as long as the run takes.
-            **kwargs: Other fields: `processor`, `api_key`, `base_url`, `run_options`,
-                `follow_ups`, `progress`, `content_format`, `result_tool_name`, `name`, ...
-        """
-        if isinstance(client, AsyncTaskClient):
-            kwargs["async_client"] = client
-        elif client is not None:
-            kwargs["client"] = client
-        return cls(task=task, wait=wait, **kwargs)
 
     # --- One call ------------------------------------------------------------------------------
 
@@ -737,20 +735,6 @@ class ParallelStartTool(_TaskRunner):
             f"{task.description.rstrip()}\n\nThen call {result_tool} with the run id to "
             "collect the answer with numbered citations."
         )
-
-    @classmethod
-    def from_task(
-        cls,
-        task: Task[Any, Any],
-        client: TaskClient | AsyncTaskClient | None = None,
-        **kwargs: Any,
-    ) -> ParallelStartTool:
-        """A start tool for `task`; arguments as for `ParallelTaskTool.from_task`."""
-        if isinstance(client, AsyncTaskClient):
-            kwargs["async_client"] = client
-        elif client is not None:
-            kwargs["client"] = client
-        return cls(task=task, **kwargs)
 
     def _started(self, run: TaskRun) -> tuple[str, TaskRun]:
         typical = _typical_duration(run.processor)
