@@ -46,6 +46,7 @@ __all__ = [
     "check_output_schema",
     "check_request_size",
     "compile_json_schema",
+    "inline_refs",
     "task_spec",
 ]
 
@@ -615,6 +616,34 @@ def _well_formed(node: Mapping[str, Any], path: str, error: Callable[[str, str],
             error(f"{path}.{key}", f"{key} must list at least one schema")
             return False
     return True
+
+
+def inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a schema with its local references (`#/$defs/X`, `#/definitions/X`) replaced
+    by the definitions, and the definitions dropped. A reference back into itself becomes `{}`.
+    """
+    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and re.match(r"^#/(\$defs|definitions)/", ref):
+            name = ref.rsplit("/", 1)[-1]
+            if name in seen or name not in defs:
+                return {}
+            merged = {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
+            return resolve(merged, (*seen, name))
+        return {
+            key: resolve(value, seen)
+            for key, value in node.items()
+            if key not in ("$defs", "definitions")
+        }
+
+    resolved: dict[str, Any] = resolve(schema, ())
+    return resolved
 
 
 def check_request_size(spec: Mapping[str, Any] | None, input: Any) -> str | None:

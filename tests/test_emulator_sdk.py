@@ -49,7 +49,6 @@ class CompanyOutput(BaseModel):
 
 
 class Profile(BaseModel):
-    # Flat on purpose: nested models become $ref, which Parallel's schema rules refuse.
     ceo_name: str
     board_size: int
     revenue_musd: float | None
@@ -215,3 +214,26 @@ def test_task_group_flow(client: Parallel) -> None:
     assert more.run_cursor == "4"
     resumed = list(client.task_group.get_runs(group.task_group_id, last_event_id=more.run_cursor))
     assert [r.run.run_id for r in resumed] == more.run_ids
+
+
+class Person(BaseModel):
+    name: str
+    role: str
+
+
+class Board(BaseModel):
+    chair: Person
+    members: list[Person]
+
+
+def test_execute_with_nested_models_sends_refs_and_gets_a_fitting_answer(
+    parallel_emulator: EmulatorServer,
+) -> None:
+    # The SDK sends nested models as $defs/$ref; Parallel does not document them, so the
+    # emulator accepts them with a warning and answers from the resolved schema.
+    client = Parallel(api_key=parallel_emulator.api_key, base_url=parallel_emulator.base_url)
+    result = client.task_run.execute(input="Acme's board", processor="lite", output=Board)
+    assert isinstance(result.output.parsed, Board)
+    assert result.output.parsed.members
+    warnings = [w.message for w in result.run.warnings or []]
+    assert any("$ref" in w for w in warnings)

@@ -306,3 +306,25 @@ def test_references_are_a_warning_the_compiler_never_emits() -> None:
     ]
     compiled = compile_json_schema(schema)
     assert compiled["properties"]["a"] == {"type": "string"}
+
+
+def test_inline_refs_resolves_nested_definitions_and_stops_at_recursion() -> None:
+    from parallel_tools._schema import inline_refs
+
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/A", "description": "x"}, "n": {"$ref": "#/$defs/N"}},
+        "$defs": {
+            "A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/B"}}},
+            "B": {"type": "string"},
+            "N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}},
+        },
+    }
+    resolved = inline_refs(schema)
+    assert "$defs" not in resolved
+    assert resolved["properties"]["a"] == {
+        "type": "object",
+        "properties": {"b": {"type": "string"}},
+        "description": "x",
+    }
+    assert resolved["properties"]["n"]["properties"]["next"] == {}

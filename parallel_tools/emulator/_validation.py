@@ -21,7 +21,7 @@ from .._config import (
     MAX_SOURCE_POLICY_DOMAINS,
     PROCESSORS,
 )
-from .._schema import check_output_schema, check_request_size
+from .._schema import check_output_schema, check_request_size, inline_refs
 from ._answers import OutputKind, fits_schema
 
 __all__ = ["ApiError", "RunRequest", "SpecCache", "SpecInfo", "parse_group_runs", "parse_run"]
@@ -600,7 +600,13 @@ def _output_schema(
                         "detail": {"path": issue.path},
                     }
                 )
-        return "json", schema, None
+        # Answers are generated from the resolved schema (the official SDK sends nested
+        # pydantic models as $defs/$ref).
+        return (
+            "json",
+            inline_refs(schema) if "$defs" in schema or "definitions" in schema else schema,
+            None,
+        )
     if "properties" in value or value.get("type") == "object":
         hint = (
             'This looks like a bare JSON schema; wrap it as {"type": "json", "json_schema": ...}.'
