@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -47,6 +47,7 @@ __all__ = [
     "check_request_size",
     "compile_json_schema",
     "inline_refs",
+    "schema_shape_issues",
     "task_spec",
 ]
 
@@ -483,9 +484,9 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
     def warn(path: str, message: str) -> None:
         issues.append(SchemaIssue(path, message, "warning"))
 
-    if not isinstance(schema, Mapping):
-        error("$", "the schema must be a JSON object")
-        return issues
+    malformed = schema_shape_issues(schema)
+    if malformed:
+        return malformed
     if "anyOf" in schema or "oneOf" in schema:
         error("$", "the root cannot be a union (anyOf); make it an object with properties")
     if schema.get("type") != "object" or not schema.get("properties"):
@@ -497,9 +498,6 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
     def walk(node: Any, path: str, depth: int, in_union: bool) -> None:
         nonlocal max_depth
         if not isinstance(node, Mapping):
-            error(path, f"expected a schema object, got {_short(node)}")
-            return
-        if not _well_formed(node, path, error):
             return
         for key in node:
             if key in UNSUPPORTED_KEYWORDS:
@@ -585,37 +583,62 @@ def check_output_schema(schema: Any) -> list[SchemaIssue]:
 _JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
 
 
-def _well_formed(node: Mapping[str, Any], path: str, error: Callable[[str, str], None]) -> bool:
-    """Check the shape of the keywords the rules read; report and stop on the first bad one."""
-    kind = node.get("type")
-    kinds = kind if isinstance(kind, list) else [kind]
-    if "type" in node and (
-        not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds)
+def schema_shape_issues(schema: Any, path: str = "$") -> list[SchemaIssue]:
+    """Where a schema is not well-formed JSON Schema (a keyword holding the wrong kind of value).
+
+    Parallel's rules (`check_output_schema`) read these keywords, so a malformed schema is
+    reported here, as errors, instead of crashing them or slipping past them. It applies to
+    input schemas too, which the output rules do not.
+    """
+    if not isinstance(schema, Mapping):
+        return [SchemaIssue(path, f"a schema must be a JSON object, not {_short(schema)}", "error")]
+    issues: list[SchemaIssue] = []
+
+    def bad(where: str, message: str) -> None:
+        issues.append(SchemaIssue(f"{path}.{where}", message, "error"))
+
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+            bad("type", f"{_short(kind)} is not a JSON schema type")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, Mapping):
+            bad("properties", f"properties must map field names to schemas, not {_short(props)}")
+        else:
+            for name, sub in props.items():
+                issues.extend(schema_shape_issues(sub, f"{path}.properties.{name}"))
+    items = schema.get("items")
+    if items is not None and not isinstance(items, bool):
+        if isinstance(items, list):
+            bad("items", "items must be one schema object (tuples are not supported)")
+        else:
+            issues.extend(schema_shape_issues(items, f"{path}.items"))
+    extra = schema.get("additionalProperties")
+    if extra is not None and not isinstance(extra, bool):
+        issues.extend(schema_shape_issues(extra, f"{path}.additionalProperties"))
+    for key in ("anyOf", "oneOf", "allOf"):
+        branches = schema.get(key)
+        if branches is None:
+            continue
+        if not isinstance(branches, list) or not branches:
+            bad(key, f"{key} must be a non-empty list of schemas")
+            continue
+        for i, branch in enumerate(branches):
+            issues.extend(schema_shape_issues(branch, f"{path}.{key}[{i}]"))
+    required = schema.get("required")
+    if required is not None and not (
+        isinstance(required, list) and all(isinstance(r, str) for r in required)
     ):
-        error(f"{path}.type", f"{_short(kind)} is not a JSON schema type")
-        return False
-    checks: list[tuple[str, type | tuple[type, ...], str]] = [
-        ("properties", Mapping, "an object of field schemas"),
-        ("required", list, "a list of field names"),
-        ("enum", list, "a list of values"),
-        ("anyOf", list, "a list of schemas"),
-        ("oneOf", list, "a list of schemas"),
-        ("items", Mapping, "one schema object (tuples are not supported)"),
-        ("description", str, "a string"),
-        ("additionalProperties", (bool, Mapping), "true, false or a schema"),
-    ]
-    for key, expected, meaning in checks:
-        if key in node and not isinstance(node[key], expected):
-            error(f"{path}.{key}", f"{key} must be {meaning}, not {_short(node[key])}")
-            return False
-    if "required" in node and not all(isinstance(n, str) for n in node["required"]):
-        error(f"{path}.required", "required must list field names as strings")
-        return False
-    for key in ("anyOf", "oneOf"):
-        if key in node and not node[key]:
-            error(f"{path}.{key}", f"{key} must list at least one schema")
-            return False
-    return True
+        bad("required", "required must be a list of field names")
+    enum = schema.get("enum")
+    if enum is not None and not (isinstance(enum, list) and enum):
+        bad("enum", "enum must be a non-empty list of values")
+    description = schema.get("description")
+    if description is not None and not isinstance(description, str):
+        bad("description", "description must be a string")
+    return issues
 
 
 def inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:

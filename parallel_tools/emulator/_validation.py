@@ -21,7 +21,7 @@ from .._config import (
     MAX_SOURCE_POLICY_DOMAINS,
     PROCESSORS,
 )
-from .._schema import check_output_schema, check_request_size, inline_refs
+from .._schema import check_output_schema, check_request_size, inline_refs, schema_shape_issues
 from ._answers import OutputKind, fits_schema
 
 __all__ = ["ApiError", "RunRequest", "SpecCache", "SpecInfo", "parse_group_runs", "parse_run"]
@@ -575,31 +575,25 @@ def _output_schema(
                 _err((*loc, "json_schema"), "Give the JSON schema as an object.", "dict_type")
             )
             return "json", None, None
-        malformed = malformed_schema(schema)
-        if malformed:
+        issues = check_output_schema(schema)  # well-formedness first, then Parallel's rules
+        if any(issue.severity == "error" for issue in issues):
             errors.extend(
-                {**_err((*loc, "json_schema"), f"{path}: {msg}.", "schema_error"), "path": path}
-                for path, msg in malformed
+                {
+                    **_err((*loc, "json_schema"), f"{i.path}: {i.message}.", "schema_error"),
+                    "path": i.path,
+                }
+                for i in issues
+                if i.severity == "error"
             )
             return "json", None, None
-        for issue in check_output_schema(schema):
-            if issue.severity == "error":
-                errors.append(
-                    {
-                        **_err(
-                            (*loc, "json_schema"), f"{issue.path}: {issue.message}.", "schema_error"
-                        ),
-                        "path": issue.path,
-                    }
-                )
-            else:
-                warnings.append(
-                    {
-                        "type": "spec_validation_warning",
-                        "message": f"{issue.message[0].upper()}{issue.message[1:]}.",
-                        "detail": {"path": issue.path},
-                    }
-                )
+        for issue in issues:
+            warnings.append(
+                {
+                    "type": "spec_validation_warning",
+                    "message": f"{issue.message[0].upper()}{issue.message[1:]}.",
+                    "detail": {"path": issue.path},
+                }
+            )
         # Answers are generated from the resolved schema (the official SDK sends nested
         # pydantic models as $defs/$ref).
         return (
@@ -637,10 +631,13 @@ def _input_schema(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> dict[st
     if kind == "json":
         schema = value.get("json_schema")
         if isinstance(schema, dict):
-            malformed = malformed_schema(schema)
+            malformed = schema_shape_issues(schema)
             errors.extend(
-                {**_err((*loc, "json_schema"), f"{path}: {msg}.", "schema_error"), "path": path}
-                for path, msg in malformed
+                {
+                    **_err((*loc, "json_schema"), f"{i.path}: {i.message}.", "schema_error"),
+                    "path": i.path,
+                }
+                for i in malformed
             )
             return None if malformed else schema
         errors.append(
@@ -653,58 +650,3 @@ def _input_schema(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> dict[st
 
 def _err(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "type": kind}
-
-
-_JSON_TYPES: Final = frozenset(
-    {"string", "number", "integer", "boolean", "object", "array", "null"}
-)
-
-
-def malformed_schema(schema: Any, path: str = "$") -> list[tuple[str, str]]:
-    """Where ``schema`` is not well-formed JSON Schema (a keyword holding the wrong kind of value).
-
-    Parallel's own rules (:func:`parallel_tools._schema.check_output_schema`) assume a
-    well-formed schema; this runs first so a malformed one is a 422, not a crash.
-    """
-    if not isinstance(schema, dict):
-        return [(path, "a schema must be a JSON object")]
-    problems: list[tuple[str, str]] = []
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
-            problems.append((f"{path}.type", f"type must name JSON types, not {kind!r}"))
-    props = schema.get("properties")
-    if props is not None:
-        if not isinstance(props, dict):
-            problems.append((f"{path}.properties", "properties must map names to schemas"))
-        else:
-            for name, sub in props.items():
-                problems.extend(malformed_schema(sub, f"{path}.properties.{name}"))
-    items = schema.get("items")
-    if items is not None and not isinstance(items, bool):
-        problems.extend(malformed_schema(items, f"{path}.items"))
-    extra = schema.get("additionalProperties")
-    if extra is not None and not isinstance(extra, bool):
-        problems.extend(malformed_schema(extra, f"{path}.additionalProperties"))
-    for key in ("anyOf", "oneOf", "allOf"):
-        branches = schema.get(key)
-        if branches is None:
-            continue
-        if not isinstance(branches, list) or not branches:
-            problems.append((f"{path}.{key}", f"{key} must be a non-empty list of schemas"))
-            continue
-        for i, branch in enumerate(branches):
-            problems.extend(malformed_schema(branch, f"{path}.{key}[{i}]"))
-    required = schema.get("required")
-    if required is not None and not (
-        isinstance(required, list) and all(isinstance(r, str) for r in required)
-    ):
-        problems.append((f"{path}.required", "required must be a list of property names"))
-    enum = schema.get("enum")
-    if enum is not None and not (isinstance(enum, list) and enum):
-        problems.append((f"{path}.enum", "enum must be a non-empty list of values"))
-    description = schema.get("description")
-    if description is not None and not isinstance(description, str):
-        problems.append((f"{path}.description", "description must be a string"))
-    return problems
