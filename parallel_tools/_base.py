@@ -19,11 +19,11 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from ._config import (
@@ -67,6 +67,7 @@ from ._models import (
     ErrorEvent,
     GroupEvent,
     ProgressMessageEvent,
+    ProgressStatsEvent,
     RunEvent,
     RunStateEvent,
     TaskGroup,
@@ -74,6 +75,7 @@ from ._models import (
     TaskGroupStatusEvent,
     TaskRun,
     TaskRunResult,
+    UnknownEvent,
 )
 from ._results import TaskResult
 from ._retry import RequestKind, RetryPolicy, is_ambiguous_create_failure, retry_after
@@ -85,6 +87,7 @@ logger = logging.getLogger("parallel_tools")
 
 T = TypeVar("T")
 OutputT = TypeVar("OutputT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # An attempt that lasted this long before failing made progress (a long hold, a stream that
 # delivered for a while); it does not count against the retry budget.
@@ -152,6 +155,27 @@ class Done(Generic[T]):
 
 class _DeadlinePassed(Exception):
     """Internal: the caller's deadline would pass before the next retry."""
+
+
+class _Stopped(Exception):
+    """Internal: whoever drives a wait asked it to stop (its caller has gone)."""
+
+
+class _Holds:
+    """How long to ask the server to hold `/result`, shortened when something keeps cutting
+    holds off (a proxy or NAT box with an idle timeout shorter than the hold)."""
+
+    def __init__(self, longest: int) -> None:
+        self.current = longest
+
+    def length(self, deadline: float | None) -> int:
+        if deadline is None:
+            return self.current
+        return max(1, min(self.current, math.ceil(deadline - time.monotonic())))
+
+    def dropped(self, lasted: float) -> None:
+        if lasted >= 2.0:
+            self.current = max(1, min(self.current, int(lasted / 2)))
 
 
 # --- Options -------------------------------------------------------------------------------------
@@ -333,19 +357,29 @@ class BaseClient(Generic[HttpT, TransportT]):
 
     def _send(
         self,
-        call: Call,
+        call: Call | Callable[[], Call],
         kind: RequestKind = "read",
         *,
         run_id: str | None = None,
         passthrough: frozenset[int] = frozenset(),
         deadline: float | None = None,
         patient: bool = False,
+        on_drop: Callable[[float], None] | None = None,
     ) -> Steps[Any]:
         """Perform a call with the retry policy; return the response (or stream handle).
 
-        Statuses in `passthrough` are returned to the caller instead of raised. A `patient`
-        call retries transient failures for `outage_patience` seconds instead of counting them.
+        Args:
+            call: The call, or a function making it afresh for each attempt.
+            kind: `"create"` for requests that may start a billed run (see `_retry`).
+            run_id: The run concerned, for error messages.
+            passthrough: Statuses returned to the caller instead of raised.
+            deadline: A monotonic time the retries must not sleep past (`_DeadlinePassed`).
+            patient: Retry transient failures for `outage_patience` seconds instead of
+                `max_retries` times (for waits that may last hours).
+            on_drop: Told how long a failed attempt lasted, so a caller can adapt (e.g.
+                shorten result holds that something between us and the API keeps cutting).
         """
+        make = call if callable(call) else (lambda: call)
         attempt = 0
         failing_since: float | None = None
 
@@ -355,15 +389,16 @@ class BaseClient(Generic[HttpT, TransportT]):
             return attempt >= self.retry.max_retries
 
         while True:
+            current = make()
             started = time.monotonic()
             try:
-                outcome = yield call
+                outcome = yield current
             except httpx.TransportError as exc:
-                if time.monotonic() - started >= _PROGRESS_SECONDS:
-                    attempt, failing_since = 0, None
+                if on_drop is not None:
+                    on_drop(time.monotonic() - started)
                 failing_since = failing_since or started
                 if exhausted() or not self.retry.should_retry_error(exc, kind):
-                    raise self._transport_error(exc, call, kind, run_id, attempt) from exc
+                    raise self._transport_error(exc, current, kind, run_id, attempt) from exc
                 delay = self.retry.backoff(attempt)
                 reason = f"{type(exc).__name__}: {exc}"
             else:
@@ -385,14 +420,31 @@ class BaseClient(Generic[HttpT, TransportT]):
             attempt += 1
             logger.info(
                 "%s %s failed (%s); retry %d/%d in %.2f s",
-                call.method,
-                call.path,
-                reason,
+                current.method,
+                current.path,
+                self._redact(reason),
                 attempt,
                 self.retry.max_retries,
                 delay,
             )
             yield Sleep(delay)
+
+    def _parse(self, model: type[ModelT], response: httpx.Response, run_id: str | None) -> ModelT:
+        """A 2xx body as a wire model; a body this client cannot read is an `APIError`."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(map(str, problem["loc"])) or "(body)"
+            raise APIError(
+                f"{response.request.method} {response.request.url.path} answered HTTP "
+                f"{response.status_code} with a body this client cannot read ({where}: "
+                f"{problem['msg']}). If it persists, the API may have changed: upgrade "
+                "parallel-tools.",
+                request=response.request,
+                body=response.text[:500],
+                run_id=run_id,
+            ) from None
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "<hidden>") if self._api_key in text else text
@@ -534,7 +586,7 @@ class BaseClient(Generic[HttpT, TransportT]):
     def _create_run_steps(self, body: dict[str, Any], headers: Any) -> Steps[TaskRun]:
         call = self._call("POST", "/v1/tasks/runs", json=body, headers=headers)
         response = yield from self._send(call, "create")
-        run = TaskRun.model_validate_json(response.content)
+        run = self._parse(TaskRun, response, None)
         logger.debug("created run %s (processor %s)", run.run_id, run.processor)
         return run
 
@@ -542,7 +594,7 @@ class BaseClient(Generic[HttpT, TransportT]):
         response = yield from self._send(
             self._call("GET", f"/v1/tasks/runs/{_id(run_id)}"), run_id=run_id
         )
-        return TaskRun.model_validate_json(response.content)
+        return self._parse(TaskRun, response, run_id)
 
     def _get_run_input_steps(self, run_id: str) -> Steps[dict[str, Any]]:
         response = yield from self._send(
@@ -551,23 +603,37 @@ class BaseClient(Generic[HttpT, TransportT]):
         data: dict[str, Any] = response.json()
         return data
 
-    def _result_once_steps(
-        self, run_id: str, hold: int, deadline: float | None = None, patient: bool = False
-    ) -> Steps[TaskRunResult | TaskRun | None]:
-        """One `/result` hold: the result, None if the hold ran out (408), or the run itself
-        when the server says 404 but the run has not failed (so the caller can decide)."""
-        call = self._call(
+    def _result_call(self, run_id: str, hold: int, deadline: float | None) -> Call:
+        read = hold + HOLD_READ_MARGIN
+        if deadline is not None:
+            # Never sit on a stalled connection past the caller's deadline.
+            read = max(1.0, min(read, deadline - time.monotonic() + 1.0))
+        return self._call(
             "GET",
             f"/v1/tasks/runs/{_id(run_id)}/result",
             params={"timeout": hold},
-            read_timeout=hold + HOLD_READ_MARGIN,
+            read_timeout=read,
         )
+
+    def _result_once_steps(
+        self,
+        run_id: str,
+        hold: int | _Holds,
+        deadline: float | None = None,
+        patient: bool = False,
+    ) -> Steps[TaskRunResult | TaskRun | None]:
+        """One `/result` hold: the result, None if the hold ran out (408), or the run itself
+        when the server says 404 but the run has not failed (so the caller can decide)."""
+        holds = hold if isinstance(hold, _Holds) else None
         response = yield from self._send(
-            call,
+            (lambda: self._result_call(run_id, holds.length(deadline), deadline))
+            if holds is not None
+            else self._result_call(run_id, cast(int, hold), deadline),
             run_id=run_id,
             passthrough=frozenset({404, 408}),
             deadline=deadline,
             patient=patient,
+            on_drop=holds.dropped if holds is not None else None,
         )
         if response.status_code == 408:
             return None
@@ -577,27 +643,49 @@ class BaseClient(Generic[HttpT, TransportT]):
             if run.status in ("failed", "cancelled"):
                 raise _failed(run)
             return run
-        return TaskRunResult.model_validate_json(response.content)
+        return self._parse(TaskRunResult, response, run_id)
 
-    def _wait_steps(self, run_id: str, timeout: float | None) -> Steps[TaskRunResult]:
-        """Hold `/result` again and again until the run ends or our deadline passes."""
+    def _wait_steps(
+        self,
+        run_id: str,
+        timeout: float | None,
+        *,
+        hold: int | None = None,
+        stopped: Callable[[], bool] | None = None,
+    ) -> Steps[TaskRunResult]:
+        """Hold `/result` again and again until the run ends or our deadline passes.
+
+        Args:
+            run_id: The run.
+            timeout: Our own deadline in seconds (None: as long as the run takes).
+            hold: The longest hold to ask for (default `result_hold`).
+            stopped: Checked between holds; when it says so, the wait ends with `_Stopped`.
+        """
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
-        odd = 0
+        holds = _Holds(hold or self.result_hold)
+        odd = quick = 0
         while True:
-            hold = self.result_hold
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _timeout(run_id, time.monotonic() - started)
-                hold = max(1, min(hold, math.ceil(remaining)))
+            if stopped is not None and stopped():
+                raise _Stopped
+            if deadline is not None and deadline - time.monotonic() <= 0:
+                raise _timeout(run_id, time.monotonic() - started)
+            asked = holds.length(deadline)
+            began = time.monotonic()
             try:
-                outcome = yield from self._result_once_steps(run_id, hold, deadline, True)
+                outcome = yield from self._result_once_steps(run_id, holds, deadline, True)
             except _DeadlinePassed:
                 raise _timeout(run_id, time.monotonic() - started) from None
             if isinstance(outcome, TaskRunResult):
                 return outcome
             if outcome is None:
+                # A 408 long before the hold we asked for means something answers for the
+                # API (a proxy) or ignores the hold: back off instead of spinning.
+                if time.monotonic() - began < min(1.0, asked / 2):
+                    quick += 1
+                    yield Sleep(self.retry.backoff(min(quick - 1, 5)))
+                else:
+                    quick = 0
                 continue
             # 404 while the run has not failed: just created (not visible yet), or completed
             # with the result not yet readable. Back off instead of spinning; give up if a
@@ -616,13 +704,18 @@ class BaseClient(Generic[HttpT, TransportT]):
     ) -> Steps[None]:
         """A run's events, reconnecting while the run is active (and not `stopped()`);
         messages replayed on reconnection are not repeated."""
-        seen: set[tuple[str, str, str | None]] = set()
+        seen: set[tuple[str, ...]] = set()
         state: dict[str, Any] = {"status": None, "finished": False}
 
         def accept(sse: ServerSentEvent) -> RunEvent | None:
             event = parse_run_event(sse)
+            # Replays after a reconnect are not repeated; nor are they counted as progress.
+            key: tuple[str, ...] | None = None
             if isinstance(event, ProgressMessageEvent):
-                key = (event.type, event.message, event.timestamp)
+                key = (event.type, event.message, event.timestamp or "")
+            elif isinstance(event, ProgressStatsEvent | UnknownEvent):
+                key = (event.type, sse.data)
+            if key is not None:
                 if key in seen:
                     return None
                 seen.add(key)
@@ -647,8 +740,9 @@ class BaseClient(Generic[HttpT, TransportT]):
                 stream=True,
             ),
             accept,
-            lambda dropped: reconnect and not state["finished"] and not stopped(),
+            lambda dropped: reconnect and not state["finished"],
             run_id=run_id,
+            stopped=stopped,
         )
 
     def _sse_steps(
@@ -658,12 +752,14 @@ class BaseClient(Generic[HttpT, TransportT]):
         keep_going: Callable[[bool], bool],
         *,
         run_id: str | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Steps[None]:
         """Read an event stream, emitting what `accept` returns (unless None).
 
         When the stream ends, `keep_going(dropped)` decides whether to reopen it, resuming from
-        the last event id; `dropped` says the connection failed rather than closed cleanly.
-        Reopening backs off when the previous connection delivered nothing.
+        the last SSE id; `dropped` says the connection failed rather than closed cleanly.
+        `stopped()` is checked on every line (keep-alives included), so a reader on another
+        thread can be told to let go.
         """
         last_id: str | None = None
         idle = 0
@@ -671,38 +767,45 @@ class BaseClient(Generic[HttpT, TransportT]):
             handle = yield from self._send(make_call(last_id), run_id=run_id)
             opened = time.monotonic()
             decoder = SSEDecoder()
-            # Progress means something new was emitted (a replay of seen events is not), or
-            # the connection stayed up a good while; otherwise reopening backs off.
+            # Progress is a new event (replays and error events are not) or a connection that
+            # stayed up a good while; without it, reopening backs off and eventually gives up.
             progressed = dropped = False
             try:
                 while (line := (yield NextLine(handle))) is not None:
+                    if stopped is not None and stopped():
+                        yield CloseStream(handle)
+                        return
                     sse = decoder.feed(line)
                     event = accept(sse) if sse is not None else None
                     if event is not None:
-                        progressed = True
+                        progressed = progressed or not isinstance(event, ErrorEvent)
                         yield Emit(event)
                 tail = decoder.flush()
                 event = accept(tail) if tail is not None else None
                 if event is not None:
-                    progressed = True
+                    progressed = progressed or not isinstance(event, ErrorEvent)
                     yield Emit(event)
             except httpx.TransportError as exc:
                 dropped = True
                 logger.info("event stream dropped (%s: %s)", type(exc).__name__, exc)
             yield CloseStream(handle)
             last_id = decoder.last_event_id or last_id
-            if not keep_going(dropped):
+            if not keep_going(dropped) or (stopped is not None and stopped()):
                 return
-            progressed = progressed or time.monotonic() - opened >= _PROGRESS_SECONDS
+            lasted = time.monotonic() - opened
+            progressed = progressed or lasted >= _PROGRESS_SECONDS
             idle = 0 if progressed else idle + 1
             if idle > self.retry.max_retries:
                 raise APIConnectionError(
-                    f"The event stream closed {idle} times in a row without sending anything. "
-                    "Parallel may be having trouble; wait for the result instead.",
+                    f"The event stream closed {idle} times in a row without sending anything "
+                    "new. Parallel may be having trouble; wait for the result instead.",
                     run_id=run_id,
                 )
             if idle:
                 yield Sleep(self.retry.backoff(idle - 1))
+            elif lasted < 1.0:
+                # Even a stream that keeps sending something must not be reopened in a loop.
+                yield Sleep(self.retry.initial_delay)
 
     # --- Running a task end to end ------------------------------------------------------------
 
@@ -779,16 +882,16 @@ class BaseClient(Generic[HttpT, TransportT]):
         body = {"metadata": dict(metadata)} if metadata else {}
         # An empty group costs nothing, so a duplicate from a retry is harmless.
         response = yield from self._send(self._call("POST", "/v1/tasks/groups", json=body))
-        return TaskGroup.model_validate_json(response.content)
+        return self._parse(TaskGroup, response, None)
 
     def _get_group_steps(self, group_id: str) -> Steps[TaskGroup]:
         response = yield from self._send(self._call("GET", f"/v1/tasks/groups/{_id(group_id)}"))
-        return TaskGroup.model_validate_json(response.content)
+        return self._parse(TaskGroup, response, None)
 
     def _get_group_run_steps(self, group_id: str, run_id: str) -> Steps[TaskRun]:
         path = f"/v1/tasks/groups/{_id(group_id)}/runs/{_id(run_id)}"
         response = yield from self._send(self._call("GET", path), run_id=run_id)
-        return TaskRun.model_validate_json(response.content)
+        return self._parse(TaskRun, response, run_id)
 
     def _add_runs_steps(
         self,
@@ -830,7 +933,7 @@ class BaseClient(Generic[HttpT, TransportT]):
                 if created:
                     exc.message += f" ({len(created)} run(s) of earlier batches were created.)"
                 raise
-            last = TaskGroupRunResponse.model_validate_json(response.content)
+            last = self._parse(TaskGroupRunResponse, response, None)
             first = first or last
             created.extend(last.run_ids)
         if last is None or first is None:
@@ -886,24 +989,29 @@ class BaseClient(Generic[HttpT, TransportT]):
         timeout: float | None = None,
         follow: bool = True,
         select: Callable[[GroupEvent], Any] = lambda event: event,
+        stopped: Callable[[], bool] | None = None,
     ) -> Steps[None]:
         """A group's status and run-completion events; with `follow`, reopened (from the last
-        event id) until the group is inactive. `select` maps each event to what is emitted."""
-        state = {"active": True}
+        event's cursor) until the group is inactive. `select` maps each event to what is
+        emitted."""
+        state: dict[str, Any] = {"active": True, "cursor": last_event_id}
         params: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
 
         def accept(sse: ServerSentEvent) -> Any:
             event = parse_group_event(sse)
+            # Parallel puts the cursor in the JSON `event_id`, not in SSE `id:` lines.
+            state["cursor"] = event.event_id or state["cursor"]
             if isinstance(event, TaskGroupStatusEvent):
                 state["active"] = event.status.is_active
             return select(event)
 
         yield from self._sse_steps(
             lambda resume: self._group_stream_call(
-                group_id, "events", params, resume or last_event_id
+                group_id, "events", params, state["cursor"] or resume
             ),
             accept,
             lambda dropped: dropped or (follow and state["active"]),
+            stopped=stopped,
         )
 
     def _group_runs_steps(
@@ -915,8 +1023,11 @@ class BaseClient(Generic[HttpT, TransportT]):
         status: str | None = None,
         last_event_id: str | None = None,
         select: Callable[[GroupEvent], Any] = lambda event: event,
+        stopped: Callable[[], bool] | None = None,
     ) -> Steps[None]:
-        """A snapshot of a group's runs (one pass; resumed only if the connection drops)."""
+        """A snapshot of a group's runs (one pass; resumed from the last cursor only if the
+        connection drops)."""
+        state: dict[str, Any] = {"cursor": last_event_id}
         params: dict[str, Any] = {}
         if include_input:
             params["include_input"] = "true"
@@ -924,16 +1035,26 @@ class BaseClient(Generic[HttpT, TransportT]):
             params["include_output"] = "true"
         if status:
             params["status"] = status
+
+        def accept(sse: ServerSentEvent) -> Any:
+            event = parse_group_event(sse)
+            state["cursor"] = event.event_id or state["cursor"]
+            return select(event)
+
         yield from self._sse_steps(
             lambda resume: self._group_stream_call(
-                group_id, "runs", params, resume or last_event_id
+                group_id, "runs", params, state["cursor"] or resume
             ),
-            lambda sse: select(parse_group_event(sse)),
+            accept,
             lambda dropped: dropped,
+            stopped=stopped,
         )
 
     def _finished_runs_steps(
-        self, group_id: str, first_time: Callable[[TaskRun], bool]
+        self,
+        group_id: str,
+        first_time: Callable[[TaskRun], bool],
+        stopped: Callable[[], bool] | None = None,
     ) -> Steps[None]:
         """Emit each run of a group once it has ended (if `first_time(run)`): a `TaskRun` whose
         result is still to be fetched, or a `RunStateEvent` that already carries its output.
@@ -962,8 +1083,11 @@ class BaseClient(Generic[HttpT, TransportT]):
 
         group = yield from self._get_group_steps(group_id)
         if group.status.is_active:
-            yield from self._group_events_steps(group_id, select=pick)
-        yield from self._group_runs_steps(group_id, include_output=True, select=pick_with_output)
+            yield from self._group_events_steps(group_id, select=pick, stopped=stopped)
+        if stopped is None or not stopped():
+            yield from self._group_runs_steps(
+                group_id, include_output=True, select=pick_with_output, stopped=stopped
+            )
 
     def _outcome_steps(
         self, item: TaskRun | RunStateEvent, output: type[BaseModel] | None

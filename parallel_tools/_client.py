@@ -8,12 +8,22 @@ differ between the two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Unpack, overload
 
@@ -33,6 +43,7 @@ from ._base import (
     Sleep,
     Step,
     Steps,
+    _Stopped,
     first_time_by_id,
     outcome_is_ready as ready,
 )
@@ -299,8 +310,14 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
                 logger.debug("progress stream for %s ended: %s", run_id, exc)
 
         def wait() -> None:
+            # Holds no longer than a heartbeat, so this thread notices within one heartbeat
+            # that its caller has gone, instead of holding /result until the run ends.
+            hold = max(1, min(self.result_hold, math.ceil(heartbeat)))
             try:
-                inbox.put(Done(self.wait(run_id, timeout=timeout)))
+                steps = self._wait_steps(run_id, timeout, hold=hold, stopped=stop.is_set)
+                inbox.put(Done(self._drive(steps)))
+            except _Stopped:
+                return
             except BaseException as exc:  # handed to the calling thread
                 inbox.put(exc)
 
@@ -545,12 +562,17 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
             except BaseException as exc:  # a bug, not an API failure: surface it
                 outcomes.put(exc)
 
-        finished = self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
+        finished = self._finished_runs_steps(
+            group_id, dedupe or first_time_by_id(skip), stop.is_set
+        )
+        streams: list[_SyncStream] = []
 
         def read() -> None:
             try:
                 with ThreadPoolExecutor(concurrency, "parallel-tools-results") as pool:
-                    for run in self._iterate(finished):
+                    for run in self._drive_iter(finished, streams):
+                        if isinstance(run, Done):
+                            break
                         while not slots.acquire(timeout=0.2):
                             if stop.is_set():
                                 return
@@ -583,6 +605,8 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
                 yield item
         finally:
             stop.set()
+            for stream in list(streams):
+                stream.response.close()
 
 
 class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
@@ -660,7 +684,7 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 return item.value  # type: ignore[no-any-return]
         raise AssertionError("step generator ended without a value")
 
-    async def _iterate(self, gen: Steps[None]) -> AsyncIterator[Any]:
+    async def _iterate(self, gen: Steps[None]) -> AsyncGenerator[Any, None]:
         async for item in self._drive_iter(gen):
             if not isinstance(item, Done):
                 yield item
@@ -738,13 +762,20 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 await outcome
 
         async def follow() -> None:
-            try:
-                async for event in self.events(run_id):
+            async with contextlib.aclosing(
+                self._iterate(self._events_steps(run_id, True))
+            ) as events:
+                while True:
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:  # progress is best effort; the wait decides
+                        logger.debug("progress stream for %s ended: %s", run_id, exc)
+                        return
                     snapshot = tracker.update(event)
                     if snapshot is not None:
-                        await report(snapshot)
-            except Exception as exc:  # progress is best effort; the wait decides the outcome
-                logger.debug("progress stream for %s ended: %s", run_id, exc)
+                        await report(snapshot)  # a failing callback ends the wait, as in sync
 
         async def beat() -> None:
             while True:
@@ -752,13 +783,22 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 if time.monotonic() - last_report >= heartbeat:
                     await report(tracker.snapshot())
 
-        helpers = [asyncio.create_task(follow()), asyncio.create_task(beat())]
+        waiting = asyncio.create_task(self.wait(run_id, timeout=timeout))
+        tasks = {waiting, asyncio.create_task(follow()), asyncio.create_task(beat())}
         try:
-            return await self.wait(run_id, timeout=timeout)
+            pending = set(tasks)
+            while True:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if waiting in done:
+                    return waiting.result()
+                for task in done:
+                    error = task.exception()
+                    if error is not None:
+                        raise error
         finally:
-            for task in helpers:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @overload
     async def run(
@@ -917,8 +957,11 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         tasks: set[asyncio.Task[None]] = set()
 
         async def fetch(run: TaskRun | RunStateEvent) -> None:
-            async with fetching:
-                await outcomes.put(await self._drive(self._outcome_steps(run, output)))
+            try:
+                async with fetching:
+                    await outcomes.put(await self._drive(self._outcome_steps(run, output)))
+            except Exception as exc:  # a bug, not an API failure: surface it
+                await outcomes.put(exc)
 
         finished = self._finished_runs_steps(group_id, dedupe or first_time_by_id(skip))
 

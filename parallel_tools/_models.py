@@ -226,6 +226,7 @@ class ErrorEvent(_Wire):
 
     type: Literal["error"] = "error"
     error: ErrorObject = Field(default_factory=ErrorObject)
+    event_id: str | None = None
 
 
 class UnknownEvent(_Wire):

@@ -19,6 +19,7 @@ Delays grow exponentially with jitter, and a server's `retry-after` / `retry-aft
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -80,13 +81,17 @@ class RetryPolicy:
         return status in _RETRIABLE_READ_STATUSES
 
     def delay_for(self, response: httpx.Response | None, attempt: int) -> float | None:
-        """Seconds to wait before the next attempt; None if the server asks for too long."""
+        """Seconds to wait before the next attempt; None if the server asks for too long.
+
+        A server's `retry-after` is a floor, not a licence to hammer: a `retry-after: 0`
+        repeated forever still gets our backoff.
+        """
         requested = retry_after(response) if response is not None else None
         if requested is None:
             return self.backoff(attempt)
         if requested > self.max_retry_after:
             return None
-        return requested
+        return max(requested, self.backoff(attempt))
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -95,14 +100,17 @@ def retry_after(response: httpx.Response) -> float | None:
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
         try:
-            return max(float(raw_ms) / 1000, 0.0)
+            value = float(raw_ms) / 1000
+            if math.isfinite(value):
+                return max(value, 0.0)
         except ValueError:
             pass
     raw = headers.get("retry-after")
     if not raw:
         return None
     try:
-        return max(float(raw), 0.0)
+        value = float(raw)
+        return max(value, 0.0) if math.isfinite(value) else None
     except ValueError:
         pass
     parsed = email.utils.parsedate_tz(raw)
