@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from parallel_tools import (
     APIConnectionError,
+    APIError,
     AsyncTaskClient,
     AuthenticationError,
     ConfigurationError,
@@ -901,3 +902,113 @@ def test_agent_error_text_points_at_the_result_tool_and_never_says_retry_for_mon
         run=TaskRun(run_id="trun_1", status="failed", is_active=False),
     )
     assert agent_error_text(failed).startswith("The research run failed. Run trun_1 failed")
+
+
+# --- No hot loops, no endless retries, nothing left running -----------------------------------
+
+
+async def test_immediate_408s_are_backed_off_not_hammered(kind: str) -> None:
+    api = FakeAPI()
+    api.on("GET", RESULT, httpx.Response(408, json=error_body("still active")))
+    slow = RetryPolicy(max_retries=3, initial_delay=0.05, max_delay=0.1, jitter=0)
+    with pytest.raises(TaskTimeoutError):
+        await call(make(kind, api, retry=slow), "wait", "trun_1", timeout=0.6)
+    assert api.counts[RESULT] < 20  # without backoff: thousands in 0.6 s
+
+
+async def test_retry_after_zero_still_gets_backoff(kind: str) -> None:
+    api = FakeAPI()
+    api.on("GET", RESULT, httpx.Response(503, headers={"retry-after": "0"}))
+    slow = RetryPolicy(max_retries=3, initial_delay=0.05, max_delay=0.1, outage_patience=0.5)
+    with pytest.raises(InternalServerError):
+        await call(make(kind, api, retry=slow), "wait", "trun_1")
+    assert api.counts[RESULT] < 20
+
+
+async def test_a_stream_that_only_reports_errors_is_not_reopened_in_a_loop(kind: str) -> None:
+    body = sse(_state("running"), {"type": "error", "error": {"ref_id": "x", "message": "oops"}})
+    api = FakeAPI()
+    api.on("GET", r"/v1/tasks/runs/trun_1/events", httpx.Response(200, content=body))
+    slow = RetryPolicy(max_retries=3, initial_delay=0.05, max_delay=0.1, jitter=0)
+    with pytest.raises(APIConnectionError):
+        await collect(make(kind, api, retry=slow).events("trun_1"))
+    # The first connection brought a new state; then max_retries + 1 reopenings with nothing new.
+    assert api.counts[r"/v1/tasks/runs/trun_1/events"] == 5
+
+
+async def test_group_streams_resume_from_the_json_event_id(kind: str) -> None:
+    # No SSE id: lines, as Parallel sends them: the cursor is the JSON event_id.
+    first = sse(
+        {
+            "type": "task_group_status",
+            "event_id": "7",
+            "status": _group_status(True, {"running": 1}),
+        },
+    )
+    second = sse(
+        {
+            "type": "task_group_status",
+            "event_id": "8",
+            "status": _group_status(False, {"completed": 1}),
+        },
+    )
+
+    def dropped(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=DroppingStream(first))
+
+    api = FakeAPI()
+    api.on("GET", r"/v1/tasks/groups/tgrp_1/events", dropped, httpx.Response(200, content=second))
+    events = await collect(make(kind, api).group_events("tgrp_1"))
+    assert [e.event_id for e in events] == ["7", "8"]
+    assert api.requests[1].url.params["last_event_id"] == "7"
+
+
+async def test_an_unreadable_success_body_is_an_api_error_with_the_run_id(kind: str) -> None:
+    api = FakeAPI()
+    api.on("GET", RESULT, httpx.Response(200, json={"run": {"run_id": "x"}}))
+    with pytest.raises(APIError) as info:
+        await call(make(kind, api), "wait", "trun_1")
+    assert info.value.run_id == "trun_1" and "cannot read" in str(info.value)
+
+
+async def test_a_failing_progress_callback_ends_the_wait(kind: str) -> None:
+    api = FakeAPI()
+    api.on(
+        "GET", r"/v1/tasks/runs/trun_1/events", httpx.Response(200, content=sse(_state("running")))
+    )
+
+    def slow_408(request: httpx.Request) -> Any:
+        if kind == "sync":
+            time.sleep(0.02)
+            return httpx.Response(408, json=error_body("still"))
+
+        async def later() -> httpx.Response:
+            await asyncio.sleep(0.02)
+            return httpx.Response(408, json=error_body("still"))
+
+        return later()
+
+    api.on("GET", RESULT, slow_408)
+
+    def broken(progress: Any) -> None:
+        raise RuntimeError("callback bug")
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="callback bug"):
+        await call(make(kind, api), "wait_with_progress", "trun_1", broken, heartbeat=0.05)
+    if kind == "sync":
+        deadline = time.monotonic() + 3
+        while threading.active_count() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() <= before  # the helper threads let go
+
+
+def test_holds_are_shortened_when_something_keeps_cutting_them() -> None:
+    from parallel_tools._base import _Holds
+
+    holds = _Holds(60)
+    holds.dropped(0.5)  # a quick failure says nothing about holds
+    assert holds.length(None) == 60
+    holds.dropped(31.0)  # cut after 31 s: ask for less than that
+    assert holds.length(None) == 15
+    assert holds.length(time.monotonic() + 3.2) == 4
