@@ -289,6 +289,12 @@ class BaseClient(Generic[HttpT, TransportT]):
                 "https://platform.parallel.ai). To work offline, start the emulator with "
                 f"`parallel-tools emulator` and set {BASE_URL_ENV} to its URL."
             )
+        if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+            # An HTTP header cannot carry it, and httpx's error would quote it.
+            raise ConfigurationError(
+                "The Parallel API key contains spaces, control or non-ASCII characters, so it "
+                "cannot be sent. Copy it again from https://platform.parallel.ai."
+            )
         url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(

@@ -5,8 +5,10 @@ caller has into a spec that obeys those rules, so a bad schema fails here, for f
 after a paid run starts:
 
 * `$defs`/`$ref` are inlined and titles dropped;
-* every object gets `additionalProperties: false` and lists every property as required; fields
-  that were optional become nullable (`["string", "null"]`), so the model still validates;
+* every object gets `additionalProperties: false` and lists every property as required
+  (Parallel's rule); `Optional[...]` fields keep accepting null (`["string", "null"]`), fields
+  with a default keep their type (so the original model validates whatever the schema
+  allows), and optional fields of a plain JSON schema become nullable;
 * keywords Parallel rejects (`format`, `maxLength`, `minimum`, `pattern`, `maxItems`, ...) are
   removed, and their meaning is written into the field's description ("format: date",
   "at most 5 items") so the processor still follows them; the original pydantic model, which
@@ -248,7 +250,8 @@ def compile_json_schema(
         raise TypeError(f"Expected a pydantic model class or a dict, not {type(schema).__name__}.")
     problems: list[str] = []
     defs = {**source.get("definitions", {}), **source.get("$defs", {})}
-    compiled = _Compiler(defs, strict, problems).node(source, "$", ())
+    from_model = not isinstance(schema, Mapping)
+    compiled = _Compiler(defs, strict, problems, not from_model).node(source, "$", ())
     if strict and not problems:
         issues = check_output_schema(compiled)
         problems.extend(str(i) for i in issues if i.severity == "error")
@@ -265,10 +268,13 @@ def compile_json_schema(
 
 
 class _Compiler:
-    def __init__(self, defs: dict[str, Any], strict: bool, problems: list[str]) -> None:
+    def __init__(
+        self, defs: dict[str, Any], strict: bool, problems: list[str], nullable_optionals: bool
+    ) -> None:
         self.defs = defs
         self.strict = strict
         self.problems = problems
+        self.nullable_optionals = nullable_optionals
 
     def node(self, schema: Any, path: str, seen: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(schema, Mapping):
@@ -357,7 +363,11 @@ class _Compiler:
         new_props: dict[str, Any] = {}
         for name, sub in props.items():
             compiled = self.node(sub, f"{path}.properties.{name}", seen)
-            if self.strict and name not in required:
+            # Every field becomes required. In a plain JSON schema a field that was optional
+            # becomes nullable ("absent" turns into null). A pydantic field keeps its own type:
+            # Optional[...] already accepts null, and a field with a default must not, or the
+            # model would reject a null the processor was allowed to send.
+            if self.strict and self.nullable_optionals and name not in required:
                 compiled = _nullable(compiled)
             new_props[name] = compiled
         out["properties"] = new_props

@@ -49,10 +49,14 @@ class SSEDecoder:
         self._event = ""
         self._data: list[str] = []
         self._retry: int | None = None
+        self._first = True
         self.last_event_id: str | None = None
 
     def feed(self, line: str) -> ServerSentEvent | None:
         """Process one line; return an event when the line completes one."""
+        if self._first:
+            self._first = False
+            line = line.removeprefix("\ufeff")  # a stream may start with a byte-order mark
         if not line:
             return self._dispatch()
         if line.startswith(":"):
@@ -77,9 +81,10 @@ class SSEDecoder:
     def _dispatch(self) -> ServerSentEvent | None:
         event, data, retry = self._event, self._data, self._retry
         self._event, self._data, self._retry = "", [], None
-        if not data:
+        joined = "\n".join(data)
+        if not joined:  # no data, or only empty `data:` lines: nothing to dispatch
             return None
-        return ServerSentEvent(event or "message", "\n".join(data), self.last_event_id, retry)
+        return ServerSentEvent(event or "message", joined, self.last_event_id, retry)
 
 
 def _load(sse: ServerSentEvent) -> tuple[str, Any]:

@@ -1012,3 +1012,10 @@ def test_holds_are_shortened_when_something_keeps_cutting_them() -> None:
     holds.dropped(31.0)  # cut after 31 s: ask for less than that
     assert holds.length(None) == 15
     assert holds.length(time.monotonic() + 3.2) == 4
+
+
+@pytest.mark.parametrize("key", ["sk-live\n123", "sk live", "sk-clé"])
+def test_keys_an_http_header_cannot_carry_are_refused_without_echoing_them(key: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        TaskClient(api_key=key)
+    assert key not in str(info.value) and "cannot be sent" in str(info.value)

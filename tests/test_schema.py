@@ -4,6 +4,7 @@ specs Parallel would reject fail here, before anything is paid for."""
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 from typing import Any, Literal
 
@@ -328,3 +329,25 @@ def test_inline_refs_resolves_nested_definitions_and_stops_at_recursion() -> Non
         "description": "x",
     }
     assert resolved["properties"]["n"]["properties"]["next"] == {}
+
+
+def test_fields_with_defaults_stay_non_null_so_the_model_accepts_every_allowed_answer() -> None:
+
+    class Color(enum.StrEnum):
+        red = "red"
+        blue = "blue"
+
+    class Defaults(BaseModel):
+        employees: int = 0
+        tags: list[str] = Field(default_factory=list)
+        color: Color = Color.red
+        note: str | None = None
+
+    schema = compile_json_schema(Defaults)
+    props = schema["properties"]
+    assert props["employees"]["type"] == "integer"
+    assert props["tags"]["type"] == "array"
+    assert "null" not in json.dumps(props["color"])
+    assert props["note"]["type"] == ["string", "null"]
+    assert schema["required"] == ["employees", "tags", "color", "note"]
+    Defaults.model_validate({"employees": 3, "tags": [], "color": "blue", "note": None})

@@ -71,3 +71,9 @@ def test_group_events_carry_the_sse_id_when_the_json_has_none() -> None:
     event = parse_group_event(sse)
     assert event.event_id == "42"
     assert parse_group_event(decode('data: {"type": "mystery"}\n\n')[0]).type == "mystery"
+
+
+def test_an_empty_data_line_dispatches_nothing_and_a_leading_bom_is_ignored() -> None:
+    assert decode("data:\n\n") == []
+    events = decode('\ufeffdata: {"type": "error"}\n\n')
+    assert len(events) == 1 and events[0].data == '{"type": "error"}'
