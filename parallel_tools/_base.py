@@ -918,26 +918,41 @@ class BaseClient(Generic[HttpT, TransportT]):
         first: TaskGroupRunResponse | None = None
         last: TaskGroupRunResponse | None = None
         headers = self._beta_headers(options)
-        for batch in _batched(runs, MAX_RUNS_PER_GROUP_REQUEST):
-            inputs = [self._group_run_body(item, spec, options) for item in batch]
-            body: dict[str, Any] = {"inputs": inputs}
-            if spec is not None:
-                body["default_task_spec"] = dict(spec)
-            call = self._call(
-                "POST", f"/v1/tasks/groups/{_id(group_id)}/runs", json=body, headers=headers
-            )
+
+        def bodies(batch: list[Any]) -> list[dict[str, Any]]:
+            return [self._group_run_body(item, spec, options) for item in batch]
+
+        if isinstance(runs, Sequence) and not isinstance(runs, str):
+            # A list in memory is checked whole before anything is sent, so a bad item late in
+            # it cannot leave earlier batches created and the caller tempted to resend them.
+            batches: Iterable[list[dict[str, Any]]] = [
+                bodies(batch) for batch in _batched(runs, MAX_RUNS_PER_GROUP_REQUEST)
+            ]
+        else:
+            # A lazy iterable stays lazy (flat memory): each batch is checked before it is sent.
+            batches = (bodies(batch) for batch in _batched(runs, MAX_RUNS_PER_GROUP_REQUEST))
+        iterator = iter(batches)
+        while True:
             try:
-                response = yield from self._send(call, "create")
-            except RunMayExistError as exc:
-                exc.created_run_ids = list(created)
-                exc.message += (
-                    f" {len(created)} run(s) from earlier batches of this call were created "
-                    "(see created_run_ids); this batch may or may not have been."
+                inputs = next(iterator, None)
+                if inputs is None:
+                    break
+                body: dict[str, Any] = {"inputs": inputs}
+                if spec is not None:
+                    body["default_task_spec"] = dict(spec)
+                call = self._call(
+                    "POST", f"/v1/tasks/groups/{_id(group_id)}/runs", json=body, headers=headers
                 )
-                raise
+                response = yield from self._send(call, "create")
             except ParallelError as exc:
                 if created:
-                    exc.message += f" ({len(created)} run(s) of earlier batches were created.)"
+                    exc.created_run_ids = list(created)
+                    exc.message += (
+                        f" {len(created)} run(s) from earlier batches of this call were already "
+                        "created (see created_run_ids); do not send them again."
+                    )
+                if isinstance(exc, RunMayExistError):
+                    exc.message += " This batch may or may not have been created."
                 raise
             last = self._parse(TaskGroupRunResponse, response, None)
             first = first or last

@@ -47,6 +47,7 @@ from ._base import (
     first_time_by_id,
     outcome_is_ready as ready,
 )
+from ._exceptions import ParallelError, RunMayExistError
 from ._models import (
     GroupEvent,
     RunEvent,
@@ -518,7 +519,10 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
         if task is not None and "processor" not in options:
             options["processor"] = task.processor
         group = self.create_group(metadata=group_metadata)
-        added = self.add_runs(group.taskgroup_id, items, default_task_spec=spec, **options)
+        try:
+            added = self.add_runs(group.taskgroup_id, items, default_task_spec=spec, **options)
+        except ParallelError as exc:
+            raise _in_group(exc, group.taskgroup_id) from None
         outcomes = self.group_results(
             group.taskgroup_id, output=model, concurrency=concurrency, timeout=timeout
         )
@@ -928,7 +932,12 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         if task is not None and "processor" not in options:
             options["processor"] = task.processor
         group = await self.create_group(metadata=group_metadata)
-        added = await self.add_runs(group.taskgroup_id, items, default_task_spec=spec, **options)
+        try:
+            added = await self.add_runs(
+                group.taskgroup_id, items, default_task_spec=spec, **options
+            )
+        except ParallelError as exc:
+            raise _in_group(exc, group.taskgroup_id) from None
         outcomes = [
             outcome
             async for outcome in self.group_results(
@@ -1001,3 +1010,10 @@ class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
+
+
+def _in_group(exc: ParallelError, group_id: str) -> ParallelError:
+    """Name the batch's task group in an error, so runs it already holds can be collected."""
+    if exc.created_run_ids or isinstance(exc, RunMayExistError):
+        exc.message += f" The runs are in task group {group_id} (see group_results)."
+    return exc

@@ -70,6 +70,8 @@ class ParallelError(Exception):
         message: What went wrong and what to do about it.
         run_id: The task run concerned, when there is one.
         ref_id: Parallel's reference id for the error, to quote to their support.
+        created_run_ids: Runs that exist although the call failed (e.g. the batches that
+            `add_runs` had sent before a later one failed); empty otherwise.
     """
 
     def __init__(
@@ -78,6 +80,8 @@ class ParallelError(Exception):
         self.message = message
         self.run_id = run_id
         self.ref_id = ref_id
+        # Runs a multi-request call (add_runs in batches) had created before it failed.
+        self.created_run_ids: list[str] = []
         super().__init__(message)
 
     def __str__(self) -> str:

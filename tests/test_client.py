@@ -1019,3 +1019,23 @@ def test_keys_an_http_header_cannot_carry_are_refused_without_echoing_them(key: 
     with pytest.raises(ConfigurationError) as info:
         TaskClient(api_key=key)
     assert key not in str(info.value) and "cannot be sent" in str(info.value)
+
+
+async def test_a_bad_item_late_in_a_list_stops_add_runs_before_anything_is_sent(kind: str) -> None:
+    api = FakeAPI()
+    api.on("POST", r"/v1/tasks/groups/tgrp_1/runs", httpx.Response(200, json={"run_ids": ["x"]}))
+    runs = [f"q{i}" for i in range(1500)] + [""]
+    with pytest.raises(InvalidInputError):
+        await call(make(kind, api), "add_runs", "tgrp_1", runs)
+    assert api.requests == []
+
+
+async def test_a_bad_item_in_a_lazy_stream_reports_the_runs_already_created(kind: str) -> None:
+    api = FakeAPI()
+    ok = httpx.Response(200, json={"status": _group_status(True, {}), "run_ids": ["trun_a"] * 1000})
+    api.on("POST", r"/v1/tasks/groups/tgrp_1/runs", ok)
+    runs = (f"q{i}" if i < 1200 else "" for i in range(1300))
+    with pytest.raises(InvalidInputError) as info:
+        await call(make(kind, api), "add_runs", "tgrp_1", runs)
+    assert len(info.value.created_run_ids) == 1000
+    assert "do not send them again" in str(info.value)
