@@ -23,10 +23,12 @@ state kept per row is a couple of bits plus a file offset.
 from __future__ import annotations
 
 import array
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import signal
 import time
@@ -40,12 +42,23 @@ from pydantic import BaseModel
 from ._base import RunOutcome
 from ._client import TaskClient
 from ._config import DEFAULT_PROCESSOR, MAX_RUNS_PER_GROUP_REQUEST, get_processor
-from ._exceptions import InvalidInputError, ParallelError, RunMayExistError
+from ._exceptions import (
+    APIError,
+    BadRequestError,
+    InvalidInputError,
+    OutputValidationError,
+    ParallelError,
+    RunMayExistError,
+    TaskFailedError,
+    UnprocessableEntityError,
+)
 from ._models import TaskRun
 from ._schema import OutputSpec, check_request_size, task_spec
 from ._tasks import Task
 
 __all__ = ["EnrichProgress", "EnrichSummary", "Enrichment", "JournalMismatchError", "enrich"]
+
+logger = logging.getLogger("parallel_tools")
 
 JOURNAL_VERSION = 1
 ROW_KEY = "pt_row"
@@ -53,6 +66,9 @@ ROW_KEY = "pt_row"
 # with SIGKILL at that point, so tests can prove the journal survives a crash anywhere.
 _CRASH_ENV = "PARALLEL_TOOLS_CRASH_AT"
 _FSYNC_INTERVAL = 1.0
+# A cell may hold a whole document; the size rules (25,000 characters per run) judge it per
+# row, instead of the csv module's 128 KiB limit failing the whole file.
+_CSV_FIELD_LIMIT = 1 << 26
 
 
 class JournalMismatchError(InvalidInputError):
@@ -136,7 +152,8 @@ class _State:
     group_id: str | None = None
     submitted: bytearray = field(default_factory=bytearray)
     offsets: array.array[int] = field(default_factory=lambda: array.array("q"))
-    intents: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # batch -> (first row, span of rows, rows sent, when it was sent)
+    intents: dict[int, tuple[int, int, int, float]] = field(default_factory=dict)
     failed: int = 0
     complete: bool = False
 
@@ -182,7 +199,12 @@ class _Journal:
             state.fingerprint = record["fingerprint"]
             state.group_id = record.get("group_id")
         elif kind == "intent":
-            state.intents[record["batch"]] = (record["first"], record["rows"])
+            state.intents[record["batch"]] = (
+                record["first"],
+                record["rows"],
+                record.get("count", record["rows"]),
+                record.get("at", 0.0),
+            )
         elif kind == "submitted":
             state.intents.pop(record["batch"], None)
             for row in record["rows"]:
@@ -197,17 +219,41 @@ class _Journal:
         elif kind == "complete":
             state.complete = True
 
-    def append(self, record: dict[str, Any]) -> int:
+    def append(self, record: dict[str, Any], *, sync: bool = False) -> int:
+        """Append a record; `sync` forces it to disk now (for records that must survive even
+        a power loss, such as the intent to send a batch)."""
         if self._file is None:
             self._file = self.path.open("ab", buffering=0)  # type: ignore[assignment]
         assert self._file is not None
         offset = self._file.tell()
         self._file.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
         now = time.monotonic()
-        if now - self._synced >= _FSYNC_INTERVAL:
+        if sync or now - self._synced >= _FSYNC_INTERVAL:
             os.fsync(self._file.fileno())
             self._synced = now
         return offset
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the journal for the whole job: two processes working on
+        the same output would each send every row."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks; documented
+            yield
+            return
+        with self.path.open("ab") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise InvalidInputError(
+                    f"Another process is already enriching into {self.path.name[:-8]} (its "
+                    "journal is locked). Wait for it to finish, or write to another output file."
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def read(self, offset: int) -> dict[str, Any]:
         with self.path.open("rb") as handle:
@@ -234,6 +280,9 @@ class Enrichment:
             a text description, or None for auto.
         processor: The processor (default: the task's, else `base`).
         concurrency: How many results to fetch at once.
+        settle_margin: After a batch was sent with an unknown outcome (a crash, a dropped
+            connection), how long beyond the client's request timeout to wait before trusting
+            that runs not listed in the group were never created.
     """
 
     def __init__(
@@ -245,14 +294,27 @@ class Enrichment:
         output: OutputSpec = None,
         processor: str | None = None,
         concurrency: int = 16,
+        settle_margin: float = 30.0,
     ) -> None:
         self.input_path = Path(input_path)
         self.output_path = Path(output_path)
         for path in (self.input_path, self.output_path):
             if path.suffix.lower() not in (".csv", ".jsonl"):
                 raise InvalidInputError(f"{path} must be a .csv or .jsonl file.")
-        if self.input_path.resolve() == self.output_path.resolve():
-            raise InvalidInputError("The output file must not be the input file.")
+        self.journal_path = self.output_path.with_name(self.output_path.name + ".journal")
+        self.errors_path = self.output_path.with_name(self.output_path.stem + ".errors.jsonl")
+        written = [
+            self.output_path,
+            self.journal_path,
+            self.errors_path,
+            self.output_path.with_name(self.output_path.name + ".partial"),
+            self.errors_path.with_name(self.errors_path.name + ".partial"),
+        ]
+        if self.input_path.resolve() in {path.resolve() for path in written}:
+            raise InvalidInputError(
+                f"{self.input_path} would be overwritten: the output, its journal and its errors "
+                "file must all differ from the input. Choose another output name."
+            )
         if not self.input_path.is_file():
             raise InvalidInputError(f"Input file {self.input_path} does not exist.")
         if task is not None and output is not None:
@@ -267,37 +329,63 @@ class Enrichment:
         self.processor = processor or (task.processor if task else DEFAULT_PROCESSOR)
         get_processor(self.processor)
         self.concurrency = concurrency
-        self.journal_path = self.output_path.with_name(self.output_path.name + ".journal")
-        self.errors_path = self.output_path.with_name(self.output_path.stem + ".errors.jsonl")
+        self.settle_margin = settle_margin
         self._journal = _Journal(self.journal_path)
         self._columns: list[str] = []
+        self._next_batch = 0
+        self._settle = 60.0 + settle_margin  # replaced by the client's own timeout in run()
 
     # --- Reading rows -----------------------------------------------------------------------
 
     def rows(self) -> Iterator[_Row]:
         """Every row of the input, validated, in order."""
-        if self.input_path.suffix.lower() == ".csv":
-            yield from self._csv_rows()
-        else:
-            yield from self._jsonl_rows()
+        rows = self._csv_rows() if self.input_path.suffix.lower() == ".csv" else self._jsonl_rows()
+        try:
+            yield from rows
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"{self.input_path} is not UTF-8 text (byte {exc.start} cannot be decoded). Save "
+                "it as UTF-8 and run again."
+            ) from None
+        except csv.Error as exc:
+            raise InvalidInputError(f"{self.input_path} is not readable CSV: {exc}.") from None
 
     def _csv_rows(self) -> Iterator[_Row]:
-        with self.input_path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            self._columns = list(reader.fieldnames or [])
-            if not self._columns:
-                raise InvalidInputError(f"{self.input_path} has no header row.")
-            for index, record in enumerate(reader):
-                row = _Row(index, reader.line_num, record)
-                if None in record:
-                    row.error = "the row has more values than the header has columns"
-                else:
-                    cells = {k: v for k, v in record.items() if v not in (None, "")}
-                    self._check(row, cells)
-                yield row
+        limit = csv.field_size_limit(_CSV_FIELD_LIMIT)
+        try:
+            with self.input_path.open(newline="", encoding="utf-8-sig") as handle:
+                yield from self._csv_records(csv.DictReader(handle))
+        finally:
+            csv.field_size_limit(limit)
+
+    def _csv_records(self, reader: csv.DictReader[str]) -> Iterator[_Row]:
+        self._columns = list(reader.fieldnames or [])
+        if not self._columns:
+            raise InvalidInputError(f"{self.input_path} has no header row.")
+        repeated = sorted({c for c in self._columns if self._columns.count(c) > 1})
+        if repeated:
+            raise InvalidInputError(
+                f"{self.input_path} repeats column name(s) {', '.join(repeated)}; a row could "
+                "not keep both values. Rename them."
+            )
+        if self.output_path.suffix.lower() == ".csv":
+            clash = sorted(set(self._columns) & set(self._output_columns()))
+            if clash:
+                raise InvalidInputError(
+                    f"Input column(s) {', '.join(clash)} have the names of output columns and "
+                    "would be overwritten. Rename the input columns or the output fields."
+                )
+        for index, record in enumerate(reader):
+            row = _Row(index, reader.line_num, record)
+            if None in record:
+                row.error = "the row has more values than the header has columns"
+            else:
+                cells = {k: v for k, v in record.items() if v not in (None, "")}
+                self._check(row, cells)
+            yield row
 
     def _jsonl_rows(self) -> Iterator[_Row]:
-        with self.input_path.open(encoding="utf-8") as handle:
+        with self.input_path.open(encoding="utf-8-sig") as handle:
             index = 0
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -376,15 +464,25 @@ class Enrichment:
             JournalMismatchError: the journal is from a different job.
             ParallelError: the API failed in a way retrying cannot fix (auth, payment, ...).
         """
+        with self._journal.locked():
+            return self._run(client, on_progress)
+
+    def _run(
+        self, client: TaskClient, on_progress: Callable[[EnrichProgress], object] | None
+    ) -> EnrichSummary:
         fingerprint, total = self._fingerprint()
         state = self._journal.scan(total)
         resumed = state.fingerprint is not None
         if resumed and state.fingerprint != fingerprint:
             raise JournalMismatchError(
-                f"{self.journal_path} belongs to a different job (the input, schema or processor "
-                "changed since it was written). Delete it to start over, or write to another "
-                "output file."
+                f"{self.journal_path} belongs to a different job: the input, schema or "
+                "processor changed since it was written. To keep the results it holds, restore "
+                "the original input or write this job to another output file. Deleting the "
+                "journal starts over and pays for every row again."
             )
+        read_timeout = client.timeout.read if client.timeout.read is not None else 60.0
+        self._settle = read_timeout + self.settle_margin
+        self._next_batch = _next_batch_number(self.journal_path)
         started = time.monotonic()
         counters = {"done": 0, "failed": state.failed, "invalid": 0, "submitted": 0}
         counters["done"] = sum(1 for row in range(total) if state.done(row))
@@ -447,18 +545,26 @@ class Enrichment:
         )
 
     def _reconcile(self, client: TaskClient, state: _State) -> None:
-        """Settle batches that were intended but not recorded as submitted: the runs that
-        reached the server carry their row in metadata; those rows are not sent again."""
+        """Settle batches that were sent (or about to be) without a record of the answer.
+
+        Every run carries its row in metadata, so the group's run list says which rows of
+        such a batch reached the server; those are not sent again. A batch whose runs are not
+        all listed may still be in flight on the server, so the listing is trusted only once
+        the request could no longer be running (its timeout plus a margin after it was sent).
+        """
         if not state.intents:
             return
-        assert state.group_id is not None
-        pending = dict(state.intents)
-        found: dict[int, list[tuple[int, str]]] = {batch: [] for batch in pending}
-        for event in client.group_runs(state.group_id):
-            row = _row_of(event.run)
-            for batch, (first, count) in pending.items():
-                if row is not None and first <= row < first + count:
-                    found[batch].append((row, event.run.run_id))
+        found = self._listed(client, state)
+        unsettled = [
+            at + self._settle
+            for batch, (_, _, count, at) in state.intents.items()
+            if len(found[batch]) < count
+        ]
+        wait = max(unsettled, default=0.0) - time.time()
+        if wait > 0:
+            logger.info("waiting %.0f s for an unanswered batch to settle before re-listing", wait)
+            time.sleep(wait)
+            found = self._listed(client, state)
         for batch, pairs in found.items():
             self._journal.append(
                 {
@@ -473,6 +579,20 @@ class Enrichment:
                 state.submitted[row] = 1
             state.intents.pop(batch, None)
 
+    @staticmethod
+    def _listed(client: TaskClient, state: _State) -> dict[int, list[tuple[int, str]]]:
+        assert state.group_id is not None
+        pending = dict(state.intents)
+        found: dict[int, list[tuple[int, str]]] = {batch: [] for batch in pending}
+        for event in client.group_runs(state.group_id):
+            row = _row_of(event.run)
+            if row is None:
+                continue
+            for batch, (first, span, _, _) in pending.items():
+                if first <= row < first + span:
+                    found[batch].append((row, event.run.run_id))
+        return found
+
     def _submit(
         self,
         client: TaskClient,
@@ -482,66 +602,89 @@ class Enrichment:
     ) -> None:
         assert state.group_id is not None
         batch: list[_Row] = []
-        number = _next_batch_number(self.journal_path)
         for row in self.rows():
             if row.error is not None:
                 counters["invalid"] += 1
                 continue
-            if state.submitted[row.index]:
+            if state.submitted[row.index] or state.done(row.index):
                 counters["submitted"] += 1
                 continue
             batch.append(row)
             if len(batch) == MAX_RUNS_PER_GROUP_REQUEST:
-                self._send_batch(client, state, number, batch)
+                self._send_batch(client, state, batch)
                 counters["submitted"] += len(batch)
-                number, batch = number + 1, []
+                batch = []
                 report()
         if batch:
-            self._send_batch(client, state, number, batch)
+            self._send_batch(client, state, batch)
             counters["submitted"] += len(batch)
             report()
 
-    def _send_batch(self, client: TaskClient, state: _State, number: int, rows: list[_Row]) -> None:
+    def _send_batch(self, client: TaskClient, state: _State, rows: list[_Row]) -> None:
+        """Send rows as one request, journaled before (intent) and after (submitted).
+
+        After an ambiguous failure the group is re-listed (`_reconcile`) and only rows that
+        did not reach the server are sent again. A batch the API refuses outright (400/422:
+        nothing was created) is split in halves until the offending rows are isolated; they
+        are recorded as rejected and the rest is sent.
+        """
         assert state.group_id is not None
-        first = rows[0].index
-        span = rows[-1].index - first + 1
-        self._journal.append({"t": "intent", "batch": number, "first": first, "rows": span})
-        state.intents[number] = (first, span)
-        remaining = rows
         for _attempt in range(3):
-            runs = [
-                {"input": row.input, "metadata": {ROW_KEY: str(row.index)}} for row in remaining
-            ]
+            rows = [row for row in rows if not state.submitted[row.index]]
+            if not rows:
+                return
+            number = self._next_batch
+            self._next_batch += 1
+            first = rows[0].index
+            span = rows[-1].index - first + 1
+            sent_at = time.time()
+            intent = {"t": "intent", "batch": number, "first": first, "rows": span}
+            intent |= {"count": len(rows), "at": sent_at}
+            self._journal.append(intent, sync=True)
+            state.intents[number] = (first, span, len(rows), sent_at)
+            runs = [{"input": row.input, "metadata": {ROW_KEY: str(row.index)}} for row in rows]
             try:
                 response = client.add_runs(
                     state.group_id, runs, default_task_spec=self.spec, processor=self.processor
                 )
             except RunMayExistError:
-                # The server may hold some of these runs: look before sending any again.
-                self._reconcile(client, state)
-                remaining = [row for row in remaining if not state.submitted[row.index]]
-                if not remaining:
-                    return
-                self._journal.append({"t": "intent", "batch": number, "first": first, "rows": span})
-                state.intents[number] = (first, span)
+                self._reconcile(client, state)  # the server may hold some: look before resending
                 continue
+            except (UnprocessableEntityError, BadRequestError) as exc:
+                # Refused as a whole, so nothing was created: close the intent, then narrow down.
+                self._journal.append({"t": "submitted", "batch": number, "rows": [], "run_ids": []})
+                state.intents.pop(number, None)
+                if len(rows) == 1:
+                    self._reject(state, rows[0], exc)
+                    return
+                half = len(rows) // 2
+                self._send_batch(client, state, rows[:half])
+                self._send_batch(client, state, rows[half:])
+                return
             _crash_point("batch_accepted")
             self._journal.append(
                 {
                     "t": "submitted",
                     "batch": number,
-                    "rows": [row.index for row in remaining],
+                    "rows": [row.index for row in rows],
                     "run_ids": response.run_ids,
                 }
             )
-            for row in remaining:
+            for row in rows:
                 state.submitted[row.index] = 1
             state.intents.pop(number, None)
             return
         raise RunMayExistError(
-            f"Adding batch {number} to group {state.group_id} kept failing ambiguously. Run the "
-            "same command again later: it checks which runs exist before sending more."
+            f"Sending rows {rows[0].line}-{rows[-1].line} to group {state.group_id} kept failing "
+            "in a way that leaves open whether Parallel accepted them. Run the same command "
+            "again later: it checks which rows reached the server before sending any again."
         )
+
+    def _reject(self, state: _State, row: _Row, exc: ParallelError) -> None:
+        record = {"t": "result", "row": row.index, "run_id": None, "status": "rejected"}
+        record["error"] = f"Parallel refused this row: {exc.message}"
+        state.offsets[row.index] = self._journal.append(record)
+        state.submitted[row.index] = 1
 
     def _collect(
         self,
@@ -551,7 +694,7 @@ class Enrichment:
         report: Callable[[], None],
     ) -> None:
         assert state.group_id is not None
-        claimed = bytearray(state.submitted)  # rows whose result is recorded or in flight
+        claimed = bytearray(state.submitted)  # 2: recorded or being fetched in this pass
 
         def first_time(run: TaskRun) -> bool:
             row = _row_of(run)
@@ -560,6 +703,7 @@ class Enrichment:
             claimed[row] = 2
             return True
 
+        missing: list[int] = []
         for _pass in range(3):
             outcomes = client.group_results(
                 state.group_id,
@@ -575,30 +719,39 @@ class Enrichment:
                 return
             for row in missing:
                 claimed[row] = 1
-        raise ParallelError(
-            f"{len(missing)} submitted row(s) have no result after the group finished (first: "
-            f"row {missing[0] + 1}). Run the same command again to collect them."
+        raise APIError(
+            f"{len(missing)} submitted row(s) still have no result (first: row {missing[0] + 1}): "
+            "fetching them failed or they are not finished. Their runs are safe; run the same "
+            "command again later to collect them without paying again."
         )
 
     def _record(self, state: _State, outcome: RunOutcome[Any], counters: dict[str, int]) -> None:
         row = _row_of(outcome.run)
         if row is None or state.done(row):
             return
+        error = outcome.error
+        if outcome.result is None and not isinstance(
+            error, TaskFailedError | OutputValidationError
+        ):
+            # Fetching failed (not the run): nothing is recorded, so the row is fetched again.
+            logger.info("row %d: fetching run %s failed: %s", row + 1, outcome.run_id, error)
+            return
         record: dict[str, Any] = {
             "t": "result",
             "row": row,
             "run_id": outcome.run_id,
-            "status": outcome.run.status if outcome.result is None else "completed",
+            "status": "completed" if outcome.result is not None else outcome.run.status,
         }
-        result = outcome.result
-        if result is None and outcome.error is not None:
-            record["error"] = outcome.error.message
-            kept = getattr(outcome.error, "result", None)  # OutputValidationError keeps it
-            if kept is not None:
-                record["output"] = kept.output.model_dump(mode="json")
-                record["status"] = "invalid_output"
-        elif result is not None:
-            record["output"] = result.output.model_dump(mode="json")
+        if isinstance(error, OutputValidationError):
+            record.update(
+                status="invalid_output",
+                error=error.message,
+                output=error.result.output.model_dump(mode="json"),
+            )
+        elif error is not None:
+            record["error"] = error.message
+        elif outcome.result is not None:
+            record["output"] = outcome.result.output.model_dump(mode="json")
         state.offsets[row] = self._journal.append(record)
         counters["done"] += 1
         counters["failed"] += record["status"] != "completed"
@@ -630,6 +783,9 @@ class Enrichment:
                     raise ParallelError(f"Row {row.index + 1} has no result; run again.")
                 elif record["status"] == "completed":
                     completed += 1
+                elif record["status"] == "rejected":
+                    invalid += 1
+                    _write_error(errors, row, "rejected", record.get("error", ""))
                 else:
                     failed += 1
                     _write_error(errors, row, record["status"], record.get("error", ""))
@@ -650,12 +806,14 @@ class Enrichment:
             self.errors_path.unlink(missing_ok=True)
         return completed, failed, invalid
 
-    def _csv_writer(self, out: TextIO) -> csv.DictWriter[str]:
+    def _output_columns(self) -> list[str]:
         names = self.fields or ["output"]
-        extra = [c for f in names for c in (f, f"{f}_confidence", f"{f}_citations")]
-        extra += ["_status", "_run_id", "_error"]
+        columns = [c for f in names for c in (f, f"{f}_confidence", f"{f}_citations")]
+        return [*columns, "_status", "_run_id", "_error"]
+
+    def _csv_writer(self, out: TextIO) -> csv.DictWriter[str]:
         columns = self._columns or ["input"]
-        writer = csv.DictWriter(out, fieldnames=[*columns, *(c for c in extra if c not in columns)])
+        writer = csv.DictWriter(out, fieldnames=[*columns, *self._output_columns()])
         writer.writeheader()
         return writer
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from parallel_tools import Task, TaskClient
+from parallel_tools import InvalidInputError, RetryPolicy, Task, TaskClient
 from parallel_tools.emulator import EmulatorServer, Fault
 from parallel_tools.enrich import Enrichment, JournalMismatchError, enrich
 
@@ -257,3 +257,106 @@ def test_sigkill_anywhere_then_resume_pays_once_and_loses_nothing(
 
 def assert_ok(value: Any) -> None:
     assert value
+
+
+# --- Review fixes: fetch failures, in-flight batches, refused rows, bad files ---------------------
+
+
+@pytest.mark.parallel_emulator(time_scale=0.003)
+def test_a_result_that_could_not_be_fetched_is_fetched_again_not_recorded_empty(
+    tmp_path: Path, parallel_emulator: EmulatorServer
+) -> None:
+    emu = parallel_emulator.emulator
+    emu.add_fault(Fault.parse("result:500:times=0"))
+    source = write_csv(tmp_path / "in.csv", 8)
+    policy = RetryPolicy(max_retries=0, outage_patience=0)
+    with TaskClient(
+        api_key=parallel_emulator.api_key, base_url=parallel_emulator.base_url, retry=policy
+    ) as client:
+        summary = enrich(client, source, tmp_path / "out.csv", output="A profile")
+    rows = read_csv(tmp_path / "out.csv")
+    assert summary.completed == 8
+    assert all(r["_status"] == "completed" and r["output"] for r in rows)
+
+
+def test_a_batch_still_in_flight_is_waited_for_not_sent_twice(
+    tmp_path: Path, parallel_emulator: EmulatorServer
+) -> None:
+    emu = parallel_emulator.emulator
+    # The server is slower than the client's patience: the client gives up (ambiguous), the
+    # server then creates the runs anyway.
+    emu.add_fault(Fault.parse("group_add_runs:delay=1.5"))
+    source = write_csv(tmp_path / "in.csv", 5)
+    with TaskClient(
+        api_key=parallel_emulator.api_key,
+        base_url=parallel_emulator.base_url,
+        timeout=0.5,
+        retry=RetryPolicy(max_retries=0),
+    ) as client:
+        job = Enrichment(source, tmp_path / "out.csv", output="A profile", settle_margin=2.0)
+        summary = job.run(client)
+    assert summary.completed == 5
+    assert sorted(runs_per_row(parallel_emulator).values()) == [1] * 5
+
+
+def test_rows_the_api_refuses_are_isolated_and_the_rest_still_run(
+    tmp_path: Path, parallel_emulator: EmulatorServer
+) -> None:
+    emu = parallel_emulator.emulator
+    emu.add_fault(Fault.parse("group_add_runs:422:times=0:match=Weird"))
+    source = tmp_path / "in.csv"
+    source.write_text("company_name\n" + "".join(f"Co {i}\n" for i in range(9)) + "Weird Co\n")
+    with client_for(parallel_emulator) as client:
+        summary = enrich(client, source, tmp_path / "out.csv", output="A profile")
+    assert (summary.completed, summary.invalid) == (9, 1)
+    rows = read_csv(tmp_path / "out.csv")
+    assert rows[-1]["_status"] == "rejected" and "refused" in rows[-1]["_error"]
+    assert sorted(runs_per_row(parallel_emulator).values()) == [1] * 9
+
+
+def test_the_input_can_never_be_overwritten_by_a_derived_file(tmp_path: Path) -> None:
+    source = tmp_path / "res.errors.jsonl"
+    source.write_text('{"a": 1}\n')
+    with pytest.raises(InvalidInputError, match="would be overwritten"):
+        Enrichment(source, tmp_path / "res.jsonl", output="x")
+
+
+def test_one_job_at_a_time_per_output(tmp_path: Path, parallel_emulator: EmulatorServer) -> None:
+    source = write_csv(tmp_path / "in.csv", 2)
+    first = Enrichment(source, tmp_path / "out.csv", output="x")
+    second = Enrichment(source, tmp_path / "out.csv", output="x")
+    with (
+        first._journal.locked(),
+        client_for(parallel_emulator) as client,
+        pytest.raises(InvalidInputError, match="already enriching"),
+    ):
+        second.run(client)
+    assert parallel_emulator.emulator.request_counts["group_create"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"name,name\nA,B\n", "repeats column"),
+        (b"hq\nA\n", "names of output columns"),
+        (b"name\n\xff\xfe\n", "not UTF-8"),
+    ],
+)
+def test_files_that_cannot_be_read_faithfully_are_refused(
+    tmp_path: Path, content: bytes, match: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(content)
+    spec = {"type": "object", "properties": {"hq": {"type": "string"}}}
+    with pytest.raises(InvalidInputError, match=match):
+        Enrichment(source, tmp_path / "out.csv", output=spec).estimate()
+
+
+def test_huge_cells_and_a_bom_are_handled_per_row(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("name\n" + "x" * 200_000 + "\nsmall\n")
+    plan = Enrichment(source, tmp_path / "out.csv", output="x").estimate()
+    assert (plan.total, plan.invalid) == (2, 1)
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes(b'\xef\xbb\xbf{"name": "A"}\n')
+    assert Enrichment(lines, tmp_path / "o.jsonl", output="x").estimate().invalid == 0
