@@ -244,8 +244,10 @@ class Emulator:
             self._groups = {}
             self._outputs = OrderedDict()
             group_waiters, self._group_waiters = self._group_waiters, {}
-        # Group streams of forgotten groups close now rather than at their next wake-up.
-        for futures in group_waiters.values():
+        # Group streams of forgotten groups close now rather than at their next wake-up. The
+        # server thread may still be removing its own waiters from the old dict and lists, so
+        # work on copies (list() of a dict or list runs under the GIL, in one step).
+        for futures in list(group_waiters.values()):
             self._wake(futures)
         self._faults.clear()
         self._fixtures.clear()
@@ -521,7 +523,7 @@ class Emulator:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        for future in futures:
+        for future in list(futures):
             loop = future.get_loop()
             if loop is current:
                 _resolve(future)
