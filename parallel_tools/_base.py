@@ -92,6 +92,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # An attempt that lasted this long before failing made progress (a long hold, a stream that
 # delivered for a while); it does not count against the retry budget.
 _PROGRESS_SECONDS = 10.0
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 # Streams are quiet between events; this read timeout only has to exceed the server's 570 s
 # stream lifetime so a dead connection is noticed and reopened.
 _STREAM_READ_TIMEOUT = 600.0
@@ -370,6 +371,7 @@ class BaseClient(Generic[HttpT, TransportT]):
         passthrough: frozenset[int] = frozenset(),
         deadline: float | None = None,
         patient: bool = False,
+        patient_connect: bool = True,
         on_drop: Callable[[float], None] | None = None,
     ) -> Steps[Any]:
         """Perform a call with the retry policy; return the response (or stream handle).
@@ -382,6 +384,8 @@ class BaseClient(Generic[HttpT, TransportT]):
             deadline: A monotonic time the retries must not sleep past (`_DeadlinePassed`).
             patient: Retry transient failures for `outage_patience` seconds instead of
                 `max_retries` times (for waits that may last hours).
+            patient_connect: With `patient`, also be patient with failures to connect at all
+                (False until the API has answered once).
             on_drop: Told how long a failed attempt lasted, so a caller can adapt (e.g.
                 shorten result holds that something between us and the API keeps cutting).
         """
@@ -389,8 +393,8 @@ class BaseClient(Generic[HttpT, TransportT]):
         attempt = 0
         failing_since: float | None = None
 
-        def exhausted() -> bool:
-            if patient and failing_since is not None:
+        def exhausted(never_connected: bool = False) -> bool:
+            if patient and failing_since is not None and not never_connected:
                 return time.monotonic() - failing_since >= self.retry.outage_patience
             return attempt >= self.retry.max_retries
 
@@ -403,7 +407,10 @@ class BaseClient(Generic[HttpT, TransportT]):
                 if on_drop is not None:
                     on_drop(time.monotonic() - started)
                 failing_since = failing_since or started
-                if exhausted() or not self.retry.should_retry_error(exc, kind):
+                # Patience is for outages of an API that answered before; one that cannot
+                # even be connected to from the start (a wrong URL, no network) fails fast.
+                unreachable = patient_connect is False and isinstance(exc, _CONNECT_ERRORS)
+                if exhausted(unreachable) or not self.retry.should_retry_error(exc, kind):
                     raise self._transport_error(exc, current, kind, run_id, attempt) from exc
                 delay = self.retry.backoff(attempt)
                 reason = f"{type(exc).__name__}: {exc}"
@@ -627,6 +634,7 @@ class BaseClient(Generic[HttpT, TransportT]):
         hold: int | _Holds,
         deadline: float | None = None,
         patient: bool = False,
+        patient_connect: bool = True,
     ) -> Steps[TaskRunResult | TaskRun | None]:
         """One `/result` hold: the result, None if the hold ran out (408), or the run itself
         when the server says 404 but the run has not failed (so the caller can decide)."""
@@ -639,6 +647,7 @@ class BaseClient(Generic[HttpT, TransportT]):
             passthrough=frozenset({404, 408}),
             deadline=deadline,
             patient=patient,
+            patient_connect=patient_connect,
             on_drop=holds.dropped if holds is not None else None,
         )
         if response.status_code == 408:
@@ -671,6 +680,9 @@ class BaseClient(Generic[HttpT, TransportT]):
         deadline = None if timeout is None else started + timeout
         holds = _Holds(hold or self.result_hold)
         odd = quick = 0
+        # Outage patience starts once the API has answered: a wrong URL or a network that
+        # was never up fails after the usual retries instead of minutes of silence.
+        contacted = False
         while True:
             if stopped is not None and stopped():
                 raise _Stopped
@@ -679,9 +691,12 @@ class BaseClient(Generic[HttpT, TransportT]):
             asked = holds.length(deadline)
             began = time.monotonic()
             try:
-                outcome = yield from self._result_once_steps(run_id, holds, deadline, True)
+                outcome = yield from self._result_once_steps(
+                    run_id, holds, deadline, patient=True, patient_connect=contacted
+                )
             except _DeadlinePassed:
                 raise _timeout(run_id, time.monotonic() - started) from None
+            contacted = True
             if isinstance(outcome, TaskRunResult):
                 return outcome
             if outcome is None:

@@ -25,6 +25,7 @@ from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
     InvalidInputError,
+    MissingExtraError,
     ParallelError,
     TaskTimeoutError,
 )
@@ -91,7 +92,7 @@ def open_client(args: argparse.Namespace) -> Iterator[TaskClient]:
 
 def exit_code(error: BaseException) -> int:
     """The documented exit code for an error."""
-    if isinstance(error, UsageError | InvalidInputError):
+    if isinstance(error, UsageError | InvalidInputError | MissingExtraError):
         return EXIT_BAD_INPUT
     if isinstance(error, AuthenticationError | ConfigurationError):
         return EXIT_AUTH
@@ -110,6 +111,8 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             return handler(args)
         except (UsageError, ParallelError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            if isinstance(exc, TaskTimeoutError):
+                print(_collect_later(exc.run_id, args), file=sys.stderr)
             return exit_code(exc)
 
     return run
@@ -238,6 +241,7 @@ def _run(args: argparse.Namespace) -> int:
             model = output if is_model else None
         if args.no_wait:
             print(run.run_id)
+            print(_collect_later(run.run_id, args), file=sys.stderr)
             return EXIT_OK
         print(f"Run {run.run_id} ({run.processor}) started.", file=sys.stderr)
         result = _wait(client, run.run_id, args.timeout)
@@ -380,6 +384,15 @@ def _enrich(args: argparse.Namespace) -> int:
     if summary.errors_path:
         print(f"Rows with errors are listed in {summary.errors_path}.", file=sys.stderr)
     return EXIT_OK
+
+
+def _collect_later(run_id: str | None, args: argparse.Namespace) -> str:
+    if getattr(args, "emulator", False):
+        return (
+            "(With --emulator the run lived in this command's own emulator, which is gone now: "
+            "nothing can collect it. Use the real API to pick runs up later.)"
+        )
+    return f"The run goes on; collect it later with: parallel-tools result {run_id} --wait"
 
 
 def _bar(fraction: float, width: int = 20) -> str:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ._client import AsyncTaskClient, TaskClient
 from ._config import API_KEY_ENV
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, require
 
 __all__ = ["EMULATOR_TIME_SCALE", "api_endpoint", "connect", "connect_async"]
 
@@ -49,12 +49,9 @@ def api_endpoint(
             print("Using Parallel's API (runs are billed).", file=notice)
         yield {}
         return
-    try:
-        from .emulator import Emulator
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ConfigurationError(
-            f'The emulator needs its extra: pip install "parallel-tools[emulator]" ({exc}).'
-        ) from None
+    require("The built-in emulator", "emulator", "starlette", "uvicorn")
+    from .emulator import Emulator
+
     if time_scale is None:
         time_scale = float(os.environ.get(TIME_SCALE_ENV) or EMULATOR_TIME_SCALE)
     with Emulator(time_scale=time_scale).serve(port=0) as server:

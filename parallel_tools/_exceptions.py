@@ -2,6 +2,7 @@
 
     ParallelError
     ├── ConfigurationError        no API key, bad base URL (raised before any request)
+    │   └── MissingExtraError     a feature needs an optional extra that is not installed
     ├── InvalidInputError         bad input caught locally, before anything was sent or paid
     │   └── SchemaError           a task spec breaks Parallel's schema rules
     ├── APIError                  something went wrong talking to the API
@@ -48,6 +49,7 @@ __all__ = [
     "ConflictError",
     "InternalServerError",
     "InvalidInputError",
+    "MissingExtraError",
     "NotFoundError",
     "OutputValidationError",
     "ParallelError",
@@ -98,6 +100,25 @@ class ParallelError(Exception):
 
 class ConfigurationError(ParallelError, ValueError):
     """The client is not configured well enough to make a request (e.g. no API key)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional extra; the message names the `pip install` to run."""
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra, which is not installed (no module {missing!r}). "
+            f'Install it with: pip install "parallel-tools[{extra}]"'
+        )
+
+
+def require(feature: str, extra: str, *modules: str) -> None:
+    """Raise `MissingExtraError` unless every module can be imported."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(feature, extra, module)
 
 
 class InvalidInputError(ParallelError, ValueError):

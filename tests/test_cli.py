@@ -82,6 +82,7 @@ def test_timeouts_exit_5_and_keep_the_run(
     err = capsys.readouterr().err
     assert "still running" in err and "trun_" in err
     run_id = next(iter(env.emulator.runs))
+    assert f"parallel-tools result {run_id} --wait" in err
     assert main(["result", run_id]) == 5
     assert "add --wait" in capsys.readouterr().err
 
@@ -195,3 +196,20 @@ def test_progress_is_shown_on_a_terminal(parallel_emulator: EmulatorServer) -> N
     assert done.returncode == 0
     assert "\r\x1b[2K" in shown  # the status line redraws itself
     assert "running" in shown or "queued" in shown
+
+
+def test_without_the_emulator_extra_the_install_command_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("uvicorn", "starlette") else real(name, *a),
+    )
+    assert main(["run", "--emulator", "United Nations", "--output", "x"]) == 2
+    assert 'pip install "parallel-tools[emulator]"' in capsys.readouterr().err
+    assert main(["emulator", "--port", "0"]) == 2
+    assert 'parallel-tools[emulator]' in capsys.readouterr().err

@@ -800,7 +800,9 @@ async def test_group_results_yield_every_outcome_with_bounded_concurrency(kind: 
 
 async def test_wait_gives_up_after_an_outage_longer_than_its_patience(kind: str) -> None:
     api = FakeAPI()
-    api.on("GET", RESULT, httpx.ConnectError("refused"))
+    api.on(
+        "GET", RESULT, httpx.Response(408, json=error_body("still")), httpx.ConnectError("refused")
+    )
     impatient = RetryPolicy(max_retries=1, initial_delay=0.01, max_delay=0.01, outage_patience=0.1)
     started = time.monotonic()
     with pytest.raises(APIConnectionError) as info:
@@ -1039,3 +1041,15 @@ async def test_a_bad_item_in_a_lazy_stream_reports_the_runs_already_created(kind
         await call(make(kind, api), "add_runs", "tgrp_1", runs)
     assert len(info.value.created_run_ids) == 1000
     assert "do not send them again" in str(info.value)
+
+
+async def test_an_api_that_was_never_reachable_fails_fast_instead_of_waiting_out_an_outage(
+    kind: str,
+) -> None:
+    api = FakeAPI()
+    api.on("GET", RESULT, httpx.ConnectError("refused"))
+    started = time.monotonic()
+    with pytest.raises(APIConnectionError):
+        await call(make(kind, api), "wait", "trun_1")
+    assert api.counts[RESULT] == FAST.max_retries + 1
+    assert time.monotonic() - started < 2

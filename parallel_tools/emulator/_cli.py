@@ -127,6 +127,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns the exit code."""
+    from .._exceptions import MissingExtraError, require
+
+    try:
+        require("The emulator", "emulator", "starlette", "uvicorn")
+    except MissingExtraError as exc:
+        sys.stderr.write(f"parallel-tools emulator: {exc}\n")
+        return EXIT_BAD_INPUT
     from ._emulator import Emulator
     from ._server import EmulatorServer
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from .._config import PROCESSORS
+from .._exceptions import require
 from .._models import TaskRun, TaskRunResult
 from .._webhooks import sign_webhook
 from ._answers import (
@@ -266,6 +267,7 @@ class Emulator:
     def app(self) -> EmulatorApp:
         """The ASGI application serving this emulator (created on first use)."""
         if self._app is None:
+            require("The emulator", "emulator", "starlette")
             from ._app import EmulatorApp
 
             self._app = EmulatorApp(self)
@@ -282,6 +284,7 @@ class Emulator:
             port: The port; 0 picks a free one (see ``server.base_url``).
             log_level: uvicorn's log level.
         """
+        require("The emulator", "emulator", "starlette", "uvicorn")
         from ._server import EmulatorServer
 
         server = EmulatorServer(self, host=host, port=port, log_level=log_level)
