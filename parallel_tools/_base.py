@@ -288,7 +288,8 @@ class BaseClient(Generic[HttpT, TransportT]):
             raise ConfigurationError(
                 f"No Parallel API key. Pass api_key=... or set {API_KEY_ENV} (create a key at "
                 "https://platform.parallel.ai). To work offline, start the emulator with "
-                f"`parallel-tools emulator` and set {BASE_URL_ENV} to its URL."
+                f"`parallel-tools emulator` and set {BASE_URL_ENV} to its URL and {API_KEY_ENV} "
+                "to any non-empty value (or use parallel_tools.connect())."
             )
         if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
             # An HTTP header cannot carry it, and httpx's error would quote it.

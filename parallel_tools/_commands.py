@@ -326,8 +326,10 @@ def register_enrich(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "enrich",
         help="enrich a CSV or JSONL file, one run per row, resumable",
         description="Enrich every row of a CSV or JSONL file through one task group. A journal "
-        "beside the output makes it resumable: run the same command again after an "
-        "interruption and no row is paid for twice.",
+        "beside the output (OUT.journal) makes it resumable: run the same command again after "
+        "an interruption and no row is paid for twice. Rows that cannot run are listed in "
+        "OUT-stem.errors.jsonl. Without --output/--schema/--model the processor chooses the "
+        "fields (auto schema) and the answer lands, as JSON, in one 'output' column.",
         epilog='example: parallel-tools enrich companies.csv -o out.csv --output "founded: the '
         'founding year" --output "ceo: the current CEO"',
     )

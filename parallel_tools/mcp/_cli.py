@@ -26,6 +26,7 @@ environment:
   PARALLEL_MCP_MAX_WAIT            seconds a call may wait for a run (default 40, max 45)
   PARALLEL_MCP_MAX_BATCH_ITEMS     most items per enrichment (default 100)
   PARALLEL_MCP_MAX_OUTPUT_TOKENS   tool output budget (default and max 20000)
+  PARALLEL_MCP_GENERIC_TOOLS       0 to offer only the task tools (like --no-generic-tools)
   PARALLEL_MCP_TASKS               task modules, comma-separated (like --tasks)
   PARALLEL_MCP_TOKENS              HTTP bearer tokens, comma-separated (required for http)
   PARALLEL_MCP_ALLOWED_HOSTS       HTTP host names clients may use, beyond loopback
