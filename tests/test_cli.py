@@ -212,4 +212,4 @@ def test_without_the_emulator_extra_the_install_command_is_named(
     assert main(["run", "--emulator", "United Nations", "--output", "x"]) == 2
     assert 'pip install "parallel-tools[emulator]"' in capsys.readouterr().err
     assert main(["emulator", "--port", "0"]) == 2
-    assert 'parallel-tools[emulator]' in capsys.readouterr().err
+    assert "parallel-tools[emulator]" in capsys.readouterr().err
