@@ -13,6 +13,7 @@ import inspect
 import logging
 import math
 import queue
+import socket
 import threading
 import time
 from collections.abc import (
@@ -78,6 +79,17 @@ class _SyncStream:
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         self.lines = response.iter_lines()
+
+    def abort(self) -> None:
+        """Close the stream from another thread. Closing the response alone does not wake a
+        thread blocked reading it, so the socket is shut down first."""
+        network = self.response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):  # the reading thread may be closing it too
+            self.response.close()
 
 
 class _AsyncStream:
@@ -343,7 +355,7 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
         finally:
             stop.set()
             for stream in list(streams):
-                stream.response.close()
+                stream.abort()
 
     @overload
     def run(
@@ -610,7 +622,7 @@ class TaskClient(BaseClient[httpx.Client, httpx.BaseTransport]):
         finally:
             stop.set()
             for stream in list(streams):
-                stream.response.close()
+                stream.abort()
 
 
 class AsyncTaskClient(BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport]):

@@ -170,3 +170,18 @@ def test_add_runs_splits_large_batches(parallel_emulator: EmulatorServer) -> Non
         outcomes = list(client.group_results(group.taskgroup_id, concurrency=16))
     assert len(outcomes) == 1200 and all(o.ok for o in outcomes)
     assert parallel_emulator.emulator.request_counts["group_add_runs"] == 2
+
+
+@pytest.mark.parallel_emulator(time_scale=1.0)
+def test_nothing_keeps_running_after_a_batch_times_out(parallel_emulator: EmulatorServer) -> None:
+    import threading
+
+    with client_for(parallel_emulator) as client:
+        outcomes = client.run_batch(None, ["a", "b"], output="x", processor="lite", timeout=0.5)
+        assert [type(o.error).__name__ for o in outcomes] == ["TaskTimeoutError"] * 2
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if not [t for t in threading.enumerate() if t.name.startswith("parallel-tools")]:
+                break
+            time.sleep(0.05)
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("parallel-tools")]
