@@ -11,11 +11,37 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ._exceptions import OutputValidationError
 from ._models import Citation, FieldBasis, JsonOutput, RunWarning, TaskOutput, TaskRun
 
-__all__ = ["CitedAnswer", "FieldSummary", "Source", "TaskResult", "cited_answer"]
+__all__ = [
+    "CitedAnswer",
+    "FieldSummary",
+    "Source",
+    "TaskResult",
+    "cited_answer",
+    "clip_to_tokens",
+    "estimate_tokens",
+]
 
 OutputT = TypeVar("OutputT")
 
 _EXCERPT_CHARS = 240
+# Models count about four characters a token in English; three keeps the estimate on the
+# high side, so text cut to a budget stays within it.
+CHARS_PER_TOKEN = 3
+
+
+def estimate_tokens(text: str) -> int:
+    """A deliberately high estimate of how many tokens a model will count in `text`."""
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
+def clip_to_tokens(
+    text: str, max_tokens: int, note: str = "[Cut here to fit the tool output limit.]"
+) -> str:
+    """`text`, cut (ending with `note`) so that its estimate stays within `max_tokens`."""
+    limit = max_tokens * CHARS_PER_TOKEN - len(note) - 4
+    if len(text) <= max_tokens * CHARS_PER_TOKEN:
+        return text
+    return text[: max(limit, 0)].rstrip() + "\n\n" + note
 
 
 class Source(BaseModel):

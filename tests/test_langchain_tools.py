@@ -840,3 +840,19 @@ def test_a_tool_used_from_a_new_event_loop_gets_a_new_async_client(
     assert "Sources:" in asyncio.run(ask())
     assert "Sources:" in asyncio.run(ask())  # the first loop is closed by now
     assert clients[0] is not clients[1]
+
+
+def test_a_very_long_answer_is_cut_to_the_budget_but_kept_whole_in_the_artifact() -> None:
+    from parallel_tools import TaskResult
+    from parallel_tools.langchain._content import result_content
+
+    data = {
+        "run": {"run_id": "trun_1", "status": "completed", "is_active": False},
+        "output": {"type": "text", "content": "word " * 50_000, "basis": []},
+    }
+    result = TaskResult.from_run_result(data)
+    content = result_content(result, max_tokens=1_000)
+    assert len(content) < 3_500
+    assert "the full answer and sources are in the tool message's artifact" in content
+    assert "Run: trun_1" in content  # the lines after the answer survive
+    assert len(result.content) == 250_000

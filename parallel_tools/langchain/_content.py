@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from .._models import TaskRun
 from .._progress import Progress
-from .._results import TaskResult, cited_answer
+from .._results import TaskResult, cited_answer, clip_to_tokens
 
 __all__ = ["ContentFormat", "pending_content", "result_content", "started_content"]
 
@@ -19,6 +19,7 @@ def result_content(
     content_format: ContentFormat = "markdown",
     follow_ups: bool = True,
     note: str | None = None,
+    max_tokens: int | None = None,
 ) -> str:
     """The content of a successful tool message.
 
@@ -31,12 +32,22 @@ def result_content(
         content_format: `"markdown"` or `"json"`.
         follow_ups: Tell the model how to ask a follow-up in the same context.
         note: A line to put first, e.g. why the answer is not in the expected shape.
+        max_tokens: Cut the answer (not the run id and follow-up lines) to about this many
+            tokens; the full result stays in the tool message's artifact.
     """
     if content_format == "json":
         body = cited_answer(result).model_dump_json(exclude_defaults=True)
         return f"{note}\n{body}" if note else body
     lines = [note] if note else []
-    lines.append(result.to_markdown())
+    answer = result.to_markdown()
+    if max_tokens is not None:
+        answer = clip_to_tokens(
+            answer,
+            max_tokens,
+            "[Cut here to fit the tool output limit; the full answer and "
+            "sources are in the tool message's artifact.]",
+        )
+    lines.append(answer)
     lines.append("")
     lines.append(f"Run: {result.run_id}")
     if follow_ups:

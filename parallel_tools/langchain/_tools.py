@@ -186,6 +186,9 @@ class _ParallelTool(BaseTool):
     """Seconds between progress updates at most (the sync path reports at this pace)."""
     content_format: ContentFormat = "markdown"
     """`"markdown"`: answer with [n] markers and numbered sources; `"json"`: `CitedAnswer`."""
+    max_content_tokens: int | None = Field(default=20_000, gt=0)
+    """Cut a markdown answer to about this many tokens (long deep-research reports would
+    otherwise fill the model's context); the artifact keeps everything. None: no limit."""
     follow_ups: bool = True
     """Let the model pass `previous_interaction_id` to ask follow-ups in context."""
 
@@ -266,7 +269,11 @@ class _ParallelTool(BaseTool):
 
     def _content(self, result: TaskResult[Any], note: str | None = None) -> str:
         return result_content(
-            result, content_format=self.content_format, follow_ups=self.follow_ups, note=note
+            result,
+            content_format=self.content_format,
+            follow_ups=self.follow_ups,
+            note=note,
+            max_tokens=self.max_content_tokens,
         )
 
 

@@ -26,7 +26,7 @@ from .._exceptions import (
     ParallelError,
 )
 from .._models import TaskRun
-from .._results import TaskResult, cited_answer
+from .._results import CHARS_PER_TOKEN, TaskResult, cited_answer, clip_to_tokens, estimate_tokens
 from ._manifest import (
     GROUP_URI,
     RUN_URI,
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 # Characters per token, on the low side for JSON-heavy text, so estimates err towards too many.
-_CHARS_PER_TOKEN: Final = 3
 
 # How hard to squeeze, in order: (excerpts per source, excerpt chars, reasoning, excerpts in the
 # text, longest answer string, most sources). None means "no limit".
@@ -63,19 +62,6 @@ _LEVELS: Final[tuple[tuple[int, int, bool, bool, int | None, int | None], ...]] 
     (1, 80, False, False, 3_000, 20),
     (0, 0, False, False, 600, 10),
 )
-
-
-def estimate_tokens(text: str) -> int:
-    """A deliberately high estimate of how many tokens a model will count in `text`."""
-    return len(text) // _CHARS_PER_TOKEN + 1
-
-
-def clip_to_tokens(text: str, max_tokens: int) -> str:
-    """`text`, cut (with a note) so that its estimate stays within `max_tokens`."""
-    limit = max_tokens * _CHARS_PER_TOKEN - 100
-    if len(text) <= limit:
-        return text
-    return text[:limit].rstrip() + "\n\n[Cut here to fit the tool output limit.]"
 
 
 def run_uri(run_id: str) -> str:
@@ -152,7 +138,7 @@ def completed(
     structured = _structured(result, model, 0, 0, False, 0, truncated=True, uri=uri, answer=False)
     budget = max_tokens - estimate_tokens(json.dumps(structured)) - 50
     markdown = _completed_markdown(_clip_result(result, 600), False, uri, note, truncated=True)
-    markdown = _clip_text(markdown, max(200, budget * _CHARS_PER_TOKEN), uri)
+    markdown = _clip_text(markdown, max(200, budget * CHARS_PER_TOKEN), uri)
     return Rendered(structured, markdown, uri, name)
 
 
@@ -379,7 +365,7 @@ def enrichment(
             if not shown:
                 # A single row larger than the whole budget: send it without its answer.
                 entry = entry.model_copy(update={"result": None})
-                section = _clip_text(section, max(200, budget * _CHARS_PER_TOKEN // 2), uri)
+                section = _clip_text(section, max(200, budget * CHARS_PER_TOKEN // 2), uri)
                 shown.append(entry)
                 sections.append(section)
             truncated = True
