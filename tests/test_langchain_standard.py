@@ -9,7 +9,7 @@ skipped or overridden.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from langchain_core.tools import BaseTool
@@ -78,207 +78,126 @@ class _OnEmulator(_ToolFixture):
         self.server = parallel_emulator
 
 
-def _env_case(**params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-    return {"PARALLEL_API_KEY": "key-from-env"}, params, {"api_key": "key-from-env"}
+class _Case:
+    """One tool configuration, written once; the suites read it through their properties."""
+
+    TOOL: ClassVar[type[BaseTool]]
+    PARAMS: ClassVar[dict[str, Any]] = {}
+    EXAMPLE: ClassVar[dict[str, Any]]
+
+    @property
+    def tool_constructor(self) -> type[BaseTool]:
+        return self.TOOL
+
+    @property
+    def tool_constructor_params(self) -> dict[str, Any]:
+        return dict(self.PARAMS)
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return dict(self.EXAMPLE)
+
+
+class _Unit(_Case, _ToolFixture, ToolsUnitTests):
+    """The unit suite: a literal key, and the same tool built from PARALLEL_API_KEY."""
+
+    @property
+    def tool_constructor_params(self) -> dict[str, Any]:
+        return {**self.PARAMS, "api_key": "test-key"}
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        params = {"task": self.PARAMS["task"]} if "task" in self.PARAMS else {}
+        return {"PARALLEL_API_KEY": "key-from-env"}, params, {"api_key": "key-from-env"}
+
+
+class _Integration(_Case, _OnEmulator, ToolsIntegrationTests):
+    """The integration suite, end to end against the emulator."""
 
 
 # --- ParallelTaskTool with an input model ----------------------------------------------------
 
 
-class TestTypedTaskToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelTaskTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": PROFILE, "api_key": "test-key"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"company_name": "Parallel Web Systems"}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case(task=PROFILE)
+class TestTypedTaskToolUnit(_Unit):
+    TOOL = ParallelTaskTool
+    PARAMS = {"task": PROFILE}
+    EXAMPLE = {"company_name": "Parallel Web Systems"}
 
 
-class TestTypedTaskToolIntegration(_OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelTaskTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": PROFILE}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"company_name": "Parallel Web Systems", "previous_interaction_id": ""}
+class TestTypedTaskToolIntegration(_Integration):
+    TOOL = ParallelTaskTool
+    PARAMS = {"task": PROFILE}
+    EXAMPLE = {"company_name": "Parallel Web Systems", "previous_interaction_id": ""}
 
 
 # --- ParallelTaskTool with free-text input ---------------------------------------------------
 
 
-class TestTextTaskToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelTaskTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": SUMMARY, "api_key": "test-key", "processor": "lite"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"input": "The history of the Eiffel Tower"}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case(task=SUMMARY)
+class TestTextTaskToolUnit(_Unit):
+    TOOL = ParallelTaskTool
+    PARAMS = {"task": SUMMARY, "processor": "lite"}
+    EXAMPLE = {"input": "The history of the Eiffel Tower"}
 
 
-class TestTextTaskToolIntegration(_OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelTaskTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": SUMMARY, "processor": "lite"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"input": "The history of the Eiffel Tower"}
+class TestTextTaskToolIntegration(_Integration):
+    TOOL = ParallelTaskTool
+    PARAMS = {"task": SUMMARY, "processor": "lite"}
+    EXAMPLE = {"input": "The history of the Eiffel Tower"}
 
 
 # --- ParallelResearchTool ----------------------------------------------------------------------
 
 
-class TestResearchToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelResearchTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"api_key": "test-key"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"question": "When was the United Nations founded?", "output_description": ""}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case()
+class TestResearchToolUnit(_Unit):
+    TOOL = ParallelResearchTool
+    EXAMPLE = {"question": "When was the United Nations founded?", "output_description": ""}
 
 
-class TestResearchToolIntegration(_OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelResearchTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {
-            "question": "When was the United Nations founded?",
-            "output_description": "The founding date, MM-YYYY",
-        }
+class TestResearchToolIntegration(_Integration):
+    TOOL = ParallelResearchTool
+    EXAMPLE = {
+        "question": "When was the United Nations founded?",
+        "output_description": "The founding date, MM-YYYY",
+    }
 
 
 # --- ParallelStartTool (for a task, and for free-form research) --------------------------------
 
 
-class TestStartTaskToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelStartTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": PROFILE, "api_key": "test-key"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"company_name": "Parallel Web Systems"}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case(task=PROFILE)
+class TestStartTaskToolUnit(_Unit):
+    TOOL = ParallelStartTool
+    PARAMS = {"task": PROFILE}
+    EXAMPLE = {"company_name": "Parallel Web Systems"}
 
 
-class TestStartTaskToolIntegration(_OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelStartTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"task": PROFILE}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"company_name": "Parallel Web Systems"}
+class TestStartTaskToolIntegration(_Integration):
+    TOOL = ParallelStartTool
+    PARAMS = {"task": PROFILE}
+    EXAMPLE = {"company_name": "Parallel Web Systems"}
 
 
-class TestStartResearchToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelStartTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"api_key": "test-key"}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"question": "Who founded Parallel Web Systems?"}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case()
+class TestStartResearchToolUnit(_Unit):
+    TOOL = ParallelStartTool
+    EXAMPLE = {"question": "Who founded Parallel Web Systems?"}
 
 
-class TestStartResearchToolIntegration(_OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelStartTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"question": "Who founded Parallel Web Systems?", "output_description": ""}
+class TestStartResearchToolIntegration(_Integration):
+    TOOL = ParallelStartTool
+    EXAMPLE = {"question": "Who founded Parallel Web Systems?", "output_description": ""}
 
 
 # --- ParallelGetResultTool ---------------------------------------------------------------------
 
 
-class TestGetResultToolUnit(_ToolFixture, ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelGetResultTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"api_key": "test-key", "tasks": [PROFILE]}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"run_id": "trun_0123456789abcdef"}
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return _env_case()
+class TestGetResultToolUnit(_Unit):
+    TOOL = ParallelGetResultTool
+    PARAMS = {"tasks": [PROFILE]}
+    EXAMPLE = {"run_id": "trun_0123456789abcdef"}
 
 
-class TestGetResultToolIntegration(_OnEmulator, ToolsIntegrationTests):
+class TestGetResultToolIntegration(_Integration):
+    TOOL = ParallelGetResultTool
+    PARAMS = {"tasks": [PROFILE], "wait": 30}
     run_id: str
 
     @pytest.fixture(autouse=True)
@@ -290,14 +209,6 @@ class TestGetResultToolIntegration(_OnEmulator, ToolsIntegrationTests):
                 task_spec=PROFILE.spec,
                 metadata={"pt_task": PROFILE.name},
             ).run_id
-
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return ParallelGetResultTool
-
-    @property
-    def tool_constructor_params(self) -> dict[str, Any]:
-        return {"tasks": [PROFILE], "wait": 30}
 
     @property
     def tool_invoke_params_example(self) -> dict[str, Any]:
